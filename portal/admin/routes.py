@@ -1,0 +1,180 @@
+"""Admin pages: organisations, users and grants, system parameters, audit trail."""
+from flask import abort, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from portal.admin import bp, service
+from portal.admin.forms import OrganizationForm, UserForm
+from portal.auth.decorators import admin_required
+from portal.auth.permissions import MODULES
+from portal.extensions import db
+from portal.models import AuditLog, Grant, Organization, Role, SystemParameter, User
+from portal.models.system import PARAMETERS
+from portal.tables import Column, Filter, Table
+from portal.ui import notify
+from portal.views import render_list
+
+ORG_TABLE = Table(
+    "org-table", Organization.id,
+    columns=[
+        Column("code", "组织编码", sort=Organization.code,
+               href=lambda o: url_for("admin.org_edit", org_id=o.id)),
+        Column("name", "组织名称", sort=Organization.name),
+        Column("tax_id", "纳税人识别号"),
+        Column("taxpayer_type", "纳税人类型", value=lambda o: o.taxpayer_type_label),
+        Column("channel", "通道", value=lambda o: o.channel_label),
+        Column("invoice_service", "已引入发票服务"),
+        Column("active", "启用"),
+    ],
+    filters=[
+        Filter("code", "组织编码", Organization.code, "prefix"),
+        Filter("tax_id", "纳税人识别号", Organization.tax_id, "prefix"),
+    ],
+    default_sort="code", default_dir="asc", selectable=False,
+)
+
+USER_TABLE = Table(
+    "user-table", User.id,
+    columns=[
+        Column("username", "用户名", sort=User.username,
+               href=lambda u: url_for("admin.user_edit", user_id=u.id)),
+        Column("name", "姓名"),
+        Column("role", "角色", value=lambda u: u.role_label),
+        Column("active", "启用"),
+        Column("grants", "授权", value=lambda u: "设置授权",
+               href=lambda u: url_for("admin.user_grants", user_id=u.id)),
+    ],
+    filters=[
+        Filter("username", "用户名", User.username, "prefix"),
+        Filter("role", "角色", User.role, "select", [(r.value, r.label) for r in Role]),
+    ],
+    default_sort="username", default_dir="asc", selectable=False,
+)
+
+AUDIT_TABLE = Table(
+    "audit-table", AuditLog.id,
+    columns=[
+        Column("at", "时间", sort=AuditLog.at),
+        Column("actor", "操作人"),
+        Column("object_type", "对象类型"),
+        Column("object_id", "对象"),
+        Column("action", "动作"),
+        Column("from_state", "原状态"),
+        Column("to_state", "新状态"),
+        Column("reason", "原因/说明"),
+    ],
+    filters=[
+        Filter("actor", "操作人", AuditLog.actor),
+        Filter("object_type", "对象类型", AuditLog.object_type),
+        Filter("object_id", "对象", AuditLog.object_id),
+        Filter("action", "动作", AuditLog.action),
+        Filter("org", "核算组织ID", AuditLog.org_id, "int"),
+        Filter("from", "开始日期", AuditLog.at, "date_from"),
+        Filter("to", "结束日期", AuditLog.at, "date_to"),
+    ],
+    default_sort="at", selectable=False,
+)
+
+
+@bp.route("/")
+@admin_required
+def index():
+    return redirect(url_for("admin.orgs"))
+
+
+# --- organisations ------------------------------------------------------------
+@bp.route("/orgs")
+@admin_required
+def orgs():
+    page = ORG_TABLE.page(db.session, select(Organization))
+    return render_list("admin/orgs.html", page)
+
+
+@bp.route("/orgs/new", methods=["GET", "POST"])
+@bp.route("/orgs/<int:org_id>", methods=["GET", "POST"])
+@admin_required
+def org_edit(org_id=None):
+    org = db.session.get(Organization, org_id) if org_id else None
+    if org_id and org is None:
+        abort(404)
+    form = OrganizationForm(obj=org)
+    if form.validate_on_submit():
+        clash = db.session.scalar(select(Organization).where(Organization.code == form.code.data))
+        if clash is not None and clash is not org:
+            form.code.errors.append("组织编码已存在")
+        else:
+            org = service.save_organization(org, form.data)
+            notify(f"已保存核算组织 {org.name}")
+            return redirect(url_for("admin.orgs"))
+    return render_template("admin/org_form.html", form=form, org=org)
+
+
+# --- users and grants -----------------------------------------------------------
+@bp.route("/users")
+@admin_required
+def users():
+    page = USER_TABLE.page(db.session, select(User))
+    return render_list("admin/users.html", page)
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@admin_required
+def user_edit(user_id=None):
+    user = db.session.get(User, user_id) if user_id else None
+    if user_id and user is None:
+        abort(404)
+    form = UserForm(obj=user)
+    if form.validate_on_submit():
+        clash = db.session.scalar(select(User).where(User.username == form.username.data))
+        if clash is not None and clash is not user:
+            form.username.errors.append("用户名已存在")
+        elif user is None and not form.password.data:
+            form.password.errors.append("新建用户必须设置密码")
+        else:
+            user = service.save_user(user, form.data)
+            notify(f"已保存用户 {user.username}")
+            return redirect(url_for("admin.users"))
+    return render_template("admin/user_form.html", form=form, user=user)
+
+
+@bp.route("/users/<int:user_id>/grants", methods=["GET", "POST"])
+@admin_required
+def user_grants(user_id):
+    """The grant matrix: organisations × module buttons."""
+    user = db.session.get(User, user_id) or abort(404)
+    orgs = db.session.scalars(select(Organization).order_by(Organization.code)).all()
+    if request.method == "POST":
+        wanted = set()
+        for value in request.form.getlist("grant"):
+            org_id, _, perm = value.partition("|")
+            if org_id.isdigit():
+                wanted.add((int(org_id), perm))
+        added, removed = service.set_grants(user, wanted)
+        notify(f"已保存授权：新增 {added} 项，移除 {removed} 项")
+        return redirect(url_for("admin.user_grants", user_id=user.id))
+    held = set(db.session.execute(
+        select(Grant.org_id, Grant.permission).where(Grant.user_id == user.id)).all())
+    return render_template("admin/grants.html", user=user, orgs=orgs, modules=MODULES, held=held)
+
+
+# --- system parameters -------------------------------------------------------------
+@bp.route("/params", methods=["GET", "POST"])
+@admin_required
+def params():
+    if request.method == "POST":
+        for key in PARAMETERS:
+            value = "1" if request.form.get(key) == "1" else "0"
+            if value != SystemParameter.get(key):
+                service.set_parameter(key, value)
+        notify("系统参数已保存")
+        return redirect(url_for("admin.params"))
+    values = {k: SystemParameter.get(k) for k in PARAMETERS}
+    return render_template("admin/params.html", parameters=PARAMETERS, values=values)
+
+
+# --- audit trail -------------------------------------------------------------------
+@bp.route("/audit")
+@admin_required
+def audit_log():
+    page = AUDIT_TABLE.page(db.session, select(AuditLog))
+    return render_list("admin/audit.html", page)

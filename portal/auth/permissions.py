@@ -1,0 +1,114 @@
+"""Function permissions per module and button, checked per organisation on the server.
+
+The system parameter 隐藏无权按钮 only decides whether an unauthorised button is hidden
+or shown-and-refused; every action still checks each row's organisation here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from flask import g
+from flask_login import current_user
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import Grant, Organization, SystemParameter
+
+MODULES = {
+    "F18012": ("数据同步日志查询", [
+        ("query", "查询"),
+        ("create", "新增下载任务"),
+        ("fetch_result", "获取异步结果"),
+        ("retry", "手工重试"),
+        ("void", "作废任务"),
+        ("export", "导出"),
+    ]),
+    "F17008": ("开票过程监控", [
+        ("query", "查询"),
+        ("import", "导入"),
+        ("issue", "开票"),
+        ("return", "退回"),
+        ("delete", "删除"),
+        ("edit", "编辑"),
+        ("export", "引出"),
+        ("trace", "上查"),
+        ("approval_flow", "查看审批流程图"),
+    ]),
+}
+
+ALL_PERMISSIONS = [f"{m}.{code}" for m, (_, buttons) in MODULES.items() for code, _ in buttons]
+
+
+def label(permission: str) -> str:
+    module, code = permission.split(".")
+    return dict(MODULES[module][1])[code]
+
+
+def _grants() -> dict[str, set[int]]:
+    """permission → org ids for the current user, loaded once per request."""
+    if "_grants" not in g:
+        rows = db.session.execute(
+            select(Grant.permission, Grant.org_id).where(Grant.user_id == current_user.id)
+        ).all()
+        grants: dict[str, set[int]] = {}
+        for perm, org_id in rows:
+            grants.setdefault(perm, set()).add(org_id)
+        g._grants = grants
+    return g._grants
+
+
+def org_ids_with(permission: str, user=None) -> set[int] | None:
+    """Organisations where the user holds `permission`; None means every organisation."""
+    user = user or current_user
+    if user.is_admin:
+        return None
+    if user is current_user:
+        return set(_grants().get(permission, ()))
+    rows = db.session.scalars(
+        select(Grant.org_id).where(Grant.user_id == user.id, Grant.permission == permission))
+    return set(rows)
+
+
+def can(permission: str, org_id: int | None, user=None) -> bool:
+    ids = org_ids_with(permission, user)
+    return ids is None or org_id in ids
+
+
+def has_any(permission: str, user=None) -> bool:
+    ids = org_ids_with(permission, user)
+    return ids is None or bool(ids)
+
+
+def button_visible(permission: str) -> bool:
+    """Hide only when 隐藏无权按钮 is on and the user holds the permission nowhere."""
+    if has_any(permission):
+        return True
+    return not SystemParameter.flag("hide_unauthorized_buttons")
+
+
+def no_permission_message(permission: str) -> str:
+    return f"您没有「{label(permission)}」的权限，请联系管理员授权"
+
+
+@dataclass
+class Refusal:
+    row: object
+    reason: str
+
+
+def partition(permission: str, rows: Iterable, org_of=lambda r: r.org_id):
+    """Split rows into (allowed, refused) by the user's grant on each row's organisation."""
+    ids = org_ids_with(permission)
+    allowed, refused = [], []
+    names = {}
+    for row in rows:
+        org_id = org_of(row)
+        if ids is None or org_id in ids:
+            allowed.append(row)
+        else:
+            if org_id not in names:
+                org = db.session.get(Organization, org_id)
+                names[org_id] = org.name if org else str(org_id)
+            refused.append(Refusal(row, f"无「{label(permission)}」权限（核算组织：{names[org_id]}）"))
+    return allowed, refused

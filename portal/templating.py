@@ -1,0 +1,58 @@
+"""Jinja filters and globals shared by every template."""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from flask import current_app, request, url_for
+from markupsafe import Markup
+from werkzeug.routing import BuildError
+from flask_wtf.csrf import generate_csrf
+
+from portal.auth import permissions
+
+
+def fmt(value):
+    """Format a cell: local time for datetimes, 2 decimals for money, '' for None."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        tz = ZoneInfo(current_app.config["DISPLAY_TZ"])
+        return value.replace(tzinfo=timezone.utc).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return f"{value:,.2f}"
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    return value
+
+
+def nav_url(endpoint: str) -> str | None:
+    """URL of an endpoint, or None while that module is not installed."""
+    try:
+        return url_for(endpoint)
+    except BuildError:
+        return None
+
+
+def nav_link(endpoint: str, label: str, code: str = "") -> Markup:
+    url = nav_url(endpoint)
+    code_html = Markup(' <small class="code">{}</small>').format(code) if code else ""
+    if url is None:
+        return Markup('<span class="nav-item disabled">{}{}</span>').format(label, code_html)
+    active = " active" if request.path.startswith(url) and url != "/" else ""
+    return Markup('<a class="nav-item{}" href="{}">{}{}</a>').format(active, url, label, code_html)
+
+
+def init_app(app):
+    app.jinja_env.filters["fmt"] = fmt
+    app.jinja_env.globals.update(
+        csrf_token=generate_csrf,
+        can_see=permissions.button_visible,
+        has_any=permissions.has_any,
+        LANGUAGES=app.config["LANGUAGES"],
+        nav_url=nav_url,
+        nav_link=nav_link,
+    )
