@@ -20,14 +20,17 @@ os.environ.setdefault("PORTAL_INSTANCE", str(TMP / "instance"))
 os.environ.setdefault("SECRET_KEY", "test-secret-key")
 
 from portal import create_app  # noqa: E402
+from portal.config import database_url  # noqa: E402
 from portal.extensions import db  # noqa: E402
 
 
 def _test_config() -> dict:
     return {
         "TESTING": True,
-        "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL", f"sqlite:///{TMP / 'test.db'}"),
+        "SQLALCHEMY_DATABASE_URI": database_url() if os.environ.get("DATABASE_URL")
+        else f"sqlite:///{TMP / 'test.db'}",
         "EXPORT_DIR": str(TMP / "exports"),
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",  # fast hashing; production keeps scrypt
     }
 
 

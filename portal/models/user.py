@@ -42,7 +42,9 @@ class User(UserMixin, db.Model):
     def set_password(self, password: str) -> None:
         import secrets
 
-        self.password_hash = generate_password_hash(password)
+        from flask import current_app
+        self.password_hash = generate_password_hash(
+            password, method=current_app.config.get("PASSWORD_HASH_METHOD", "scrypt"))
         self.session_token = secrets.token_hex(8)
 
     def check_password(self, password: str) -> bool:

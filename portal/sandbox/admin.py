@@ -172,8 +172,11 @@ def list_invoices():
         out = []
         for row in s.scalars(q):
             settle(row, now)
-            item = {**invoice_record(row, root), **invoice_data(row, root),
-                    "channel": row.channel, "taxpayer_id": row.taxpayer_id}
+            result = invoice_data(row, root)
+            item = {**invoice_record(row, root), "serial_no": row.serial_no,
+                    "issue_status": row.status, "reason_code": result.get("reason_code", ""),
+                    "message": result.get("message", ""), "channel": row.channel,
+                    "taxpayer_id": row.taxpayer_id}
             out.append(item)
         return jsonify({"invoices": out})
 

@@ -49,6 +49,7 @@ class Fault:
     phase: str = "sync"               # fail on issue: 'sync' refusal or 'async' (accepted, then failed)
     per_minute: int = 10
     per_hour: int = 500
+    mode: str = "drop"                # response_lost: 'drop' the connection or answer 'http_502'
     since: float = field(default_factory=time.monotonic)
 
     def matches(self, taxpayer_id: str, channel: str, operation: str) -> bool:
@@ -84,7 +85,10 @@ def parse_fault(spec: dict, fault_id: int) -> Fault:
         seconds=float(spec.get("seconds", 3.0)), delay=float(spec.get("delay", 2.0)),
         hidden=bool(spec.get("hidden", False)), reason_code=reason,
         message=str(spec.get("message") or ""), phase=spec.get("phase", "sync"),
-        per_minute=int(spec.get("per_minute", 10)), per_hour=int(spec.get("per_hour", 500)))
+        per_minute=int(spec.get("per_minute", 10)), per_hour=int(spec.get("per_hour", 500)),
+        mode=spec.get("mode", "drop"))
+    if fault.mode not in ("drop", "http_502"):
+        raise FaultError("mode must be drop or http_502")
     if fault.phase not in ("sync", "async"):
         raise FaultError("phase must be sync or async")
     return fault

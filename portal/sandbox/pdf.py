@@ -28,7 +28,7 @@ def cjk_font() -> str | None:
 
 def render_invoice(inv: dict) -> bytes:
     """A one-page A5-landscape invoice: header, parties, lines, totals."""
-    pdf = FPDF(orientation="L", format="A5")
+    pdf = FPDF(orientation="L", format=(148, 210))
     pdf.set_auto_page_break(True, margin=8)
     pdf.add_page()
     font = cjk_font()

@@ -38,9 +38,9 @@ def error(code: ReasonCode | str, message: str = "") -> Response:
     return resp
 
 
-def drop_connection(work_response: Response) -> Response:
+def drop_connection(work_response: Response, mode: str) -> Response:
     """The work is done but the caller never hears: shut the socket under the response."""
-    sock = request.environ.get("werkzeug.socket")
+    sock = request.environ.get("werkzeug.socket") if mode == "drop" else None
     if sock is not None:
         try:
             sock.shutdown(socket.SHUT_RDWR)
@@ -122,7 +122,7 @@ def handle(channel: str, operation: str, work) -> Response:
     if after == "unknown":
         return error(ReasonCode.UNKNOWN_ERROR, fault.message)
     if after == "lost":
-        return drop_connection(envelope(data))
+        return drop_connection(envelope(data), fault.mode)
     return envelope(data)
 
 
