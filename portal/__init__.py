@@ -44,6 +44,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     app.register_blueprint(main_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
+    from portal.sync_logs import bp as sync_logs_bp
+    app.register_blueprint(sync_logs_bp, url_prefix="/sync-logs")
 
     from portal import templating, cli, ui
     templating.init_app(app)

@@ -67,6 +67,14 @@ def default_config() -> dict:
         TABLE_DEFAULT_PAGE_SIZE=20,
         TABLE_COUNT_CAP=10000,
         DISPLAY_TZ="Asia/Shanghai",
+        # F18012 download tasks
+        SYNC_RETRY_INTERVAL_SECONDS=180,   # 相同的任务 3 分钟内不可重复请求
+        SYNC_VOID_LIMIT=500,               # 作废任务单次最多 500 个
+        SYNC_BULK_LIMIT=500,
+        SYNC_POLL_DELAY_SECONDS=5,
+        SYNC_POLL_ATTEMPTS=12,
+        SYNC_WATCHDOG_MINUTES=int(os.environ.get("SYNC_WATCHDOG_MINUTES", "10")),
+        EXPORT_SYNC_LIMIT=2000,            # larger exports run as a background job
         BABEL_DEFAULT_LOCALE="zh",
         BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "translations"),
         LANGUAGES={"zh": "简体中文", "en": "English"},

@@ -48,6 +48,10 @@ class Filter:
     kind: str = "exact"  # exact | prefix | select | date_from | date_to | int
     choices: list[tuple[str, str]] | None = None
     placeholder: str = ""
+    options: Callable[[], list[tuple[str, str]]] | None = None  # choices known per request
+
+    def current_choices(self):
+        return self.options() if self.options else self.choices
 
     def clause(self, raw: str):
         raw = raw.strip()

@@ -1,16 +1,15 @@
 """Jinja filters and globals shared by every template."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo
-
-from flask import current_app, request, url_for
+from flask import request, url_for
 from markupsafe import Markup
 from werkzeug.routing import BuildError
 from flask_wtf.csrf import generate_csrf
 
 from portal.auth import permissions
+from portal.fmt import local_time
 
 
 def fmt(value):
@@ -18,8 +17,7 @@ def fmt(value):
     if value is None:
         return ""
     if isinstance(value, datetime):
-        tz = ZoneInfo(current_app.config["DISPLAY_TZ"])
-        return value.replace(tzinfo=timezone.utc).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+        return local_time(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):

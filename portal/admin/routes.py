@@ -7,7 +7,7 @@ from portal.admin.forms import OrganizationForm, UserForm
 from portal.auth.decorators import admin_required
 from portal.auth.permissions import MODULES
 from portal.extensions import db
-from portal.models import AuditLog, Grant, Organization, Role, SystemParameter, User
+from portal.models import AuditLog, Grant, Organization, Role, SchedulePlan, SystemParameter, User
 from portal.models.system import PARAMETERS
 from portal.tables import Column, Filter, Table
 from portal.ui import notify
@@ -178,3 +178,41 @@ def params():
 def audit_log():
     page = AUDIT_TABLE.page(db.session, select(AuditLog))
     return render_list("admin/audit.html", page)
+
+
+# --- schedule plans (调度计划) ------------------------------------------------------------
+PLAN_TABLE = Table(
+    "plan-table", SchedulePlan.id,
+    columns=[
+        Column("code", "调度计划编码", sort=SchedulePlan.code,
+               href=lambda p: url_for("admin.plan_edit", plan_id=p.id)),
+        Column("description", "描述"),
+        Column("schedule", "执行周期", value=lambda p: p.cron or f"每 {p.interval_seconds} 秒"),
+        Column("enabled", "启用"),
+        Column("last_run_at", "上次执行"),
+        Column("next_run_at", "下次执行"),
+        Column("last_result", "上次结果", css="wrap"),
+    ],
+    default_sort="code", default_dir="asc", selectable=False,
+)
+
+
+@bp.route("/plans")
+@admin_required
+def plans():
+    page = PLAN_TABLE.page(db.session, select(SchedulePlan))
+    return render_list("admin/plans.html", page)
+
+
+@bp.route("/plans/<int:plan_id>", methods=["GET", "POST"])
+@admin_required
+def plan_edit(plan_id):
+    """修改 a plan; the dispatcher picks the change up on its next tick."""
+    plan = db.session.get(SchedulePlan, plan_id) or abort(404)
+    errors = []
+    if request.method == "POST":
+        errors = service.save_plan(plan, request.form)
+        if not errors:
+            notify(f"已保存调度计划 {plan.code}，下次执行时间将按新的周期计算")
+            return redirect(url_for("admin.plans"))
+    return render_template("admin/plan_form.html", plan=plan, errors=errors, form=request.form)

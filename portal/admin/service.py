@@ -74,3 +74,36 @@ def set_parameter(key: str, value: str) -> None:
     row.value = value
     audit.record("system_parameter", key, "update", from_state=before, to_state=value)
     db.session.commit()
+
+
+def save_plan(plan, form) -> list[str]:
+    """Validate and save a schedule plan; its next run is recomputed by the dispatcher."""
+    from croniter import croniter
+
+    cron = (form.get("cron") or "").strip()
+    interval = (form.get("interval_seconds") or "").strip()
+    errors = []
+    if cron and interval:
+        errors.append("Cron 表达式与固定间隔只能填写一项")
+    elif cron and not croniter.is_valid(cron):
+        errors.append(f"Cron 表达式“{cron}”不正确，例如：0 * * * *（每小时整点）")
+    elif interval and (not interval.isdigit() or not 60 <= int(interval) <= 31 * 86400):
+        errors.append("固定间隔应为 60 至 2678400 之间的秒数")
+    elif not cron and not interval:
+        errors.append("请填写 Cron 表达式或固定间隔")
+    description = (form.get("description") or "").strip()
+    if not description:
+        errors.append("请填写描述")
+    if errors:
+        return errors
+    before = f"{plan.cron or plan.interval_seconds} {'启用' if plan.enabled else '停用'}"
+    plan.description = description[:200]
+    plan.cron, plan.interval_seconds = cron, int(interval) if interval else None
+    plan.enabled = form.get("enabled") == "1"
+    plan.next_run_at = None  # recomputed from now by the next dispatcher tick
+    from portal import clock
+    plan.updated_at = clock.now()
+    after = f"{plan.cron or plan.interval_seconds} {'启用' if plan.enabled else '停用'}"
+    audit.record("schedule_plan", plan.code, "update", from_state=before[:40], to_state=after[:40])
+    db.session.commit()
+    return []

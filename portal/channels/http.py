@@ -109,6 +109,10 @@ class HttpChannelClient(ChannelClient):
             resp = self._session.request(
                 method, url, data=raw or None, params=params, headers=headers,
                 timeout=(self.config.connect_timeout, self.config.read_timeout))
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema):
+            result = ChannelResult(Outcome.FAILED, {}, ReasonCode.INVALID_REQUEST.value,
+                                   "通道地址配置错误，请检查组织的通道地址")
         except requests.ConnectionError as exc:
             if _nothing_sent(exc):
                 result = ChannelResult(Outcome.RETRYABLE, {}, ReasonCode.CONNECTION_ERROR.value,

@@ -4,3 +4,5 @@ from portal.models.user import User, Grant, Role  # noqa: F401
 from portal.models.system import SystemParameter  # noqa: F401
 from portal.models.audit import AuditLog  # noqa: F401
 from portal.models.job import JobRun  # noqa: F401
+from portal.models.sync import (SyncTask, SyncTaskInvoice, PoolInvoice, SchedulePlan,  # noqa: F401
+                                SyncStatus, SyncType)

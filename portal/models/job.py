@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, DateTime, Integer, Text, ForeignKey
+from sqlalchemy import String, DateTime, Integer, Text, ForeignKey, JSON
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.clock import now
@@ -21,6 +21,7 @@ class JobRun(db.Model):
     message: Mapped[str] = mapped_column(Text, default="")
     result_file: Mapped[str] = mapped_column(String(300), default="")
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
+    results: Mapped[list | None] = mapped_column(JSON, nullable=True)  # per-row outcomes
     rq_job_id: Mapped[str] = mapped_column(String(60), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
@@ -30,6 +31,13 @@ class JobRun(db.Model):
         if self.status == "done":
             return 100
         return int(self.done * 100 / self.total) if self.total else 0
+
+    def step(self, done: int, message: str = "") -> None:
+        """Record progress (committed so the polling page sees it)."""
+        self.done = done
+        if message:
+            self.message = message
+        db.session.commit()
 
     @property
     def finished(self) -> bool:

@@ -6,10 +6,8 @@ import time
 import uuid
 from datetime import date
 
-import pytest
 import requests
 
-from portal.channels import ChannelConfig, ChannelKind, make_client
 from portal.sandbox.numbering import uscc
 
 ISSUE_DELAY = 0.3

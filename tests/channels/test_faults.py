@@ -251,3 +251,16 @@ def test_app_secret_never_appears_in_logs_results_or_config_repr(seller, client_
     assert all(secret not in repr(r) for r in results)
     assert secret not in repr(client.config)
     assert secret not in str(admin.taxpayer(taxpayer_id=seller))
+
+
+def test_misconfigured_base_url_fails_without_raising(seller, client_for):
+    result = client_for("leqi", seller, base_url="not-a-url").quota()
+    assert (result.outcome, result.reason_code) == (Outcome.FAILED, ReasonCode.INVALID_REQUEST.value)
+    assert result.message == "通道地址配置错误，请检查组织的通道地址"
+
+
+def test_a_sleeping_timeout_request_does_not_block_other_taxpayers(seller, client_for, admin):
+    admin.fault(taxpayer_id=seller, kind="timeout", seconds=1.5, count=1)
+    assert client_for("leqi", seller, read_timeout=0.2).quota().outcome is Outcome.UNKNOWN
+    other = admin.taxpayer(taxpayer_id="91110108MA00000047")["taxpayer_id"]
+    assert client_for("leqi", other, read_timeout=0.5).quota().ok  # served while the first sleeps

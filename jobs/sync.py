@@ -1,0 +1,94 @@
+"""RQ jobs of F18012: apply, poll, fetch results, void at the channel, watchdog, export."""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select
+
+from jobs import app_job, queue
+from portal import clock
+from portal.extensions import db
+from portal.models import JobRun, SyncTask, User
+from portal.models.sync import SyncStatus
+
+
+@app_job
+def apply_task(task_id: int) -> None:
+    from portal.sync_logs import service
+    service.apply(task_id)
+
+
+@app_job
+def poll_task(task_id: int, attempt: int = 1) -> str:
+    """Poll until the bureau answers; after SYNC_POLL_ATTEMPTS the watchdog takes over."""
+    from portal.sync_logs import service
+    message = service.poll(task_id)
+    task = db.session.get(SyncTask, task_id)
+    cfg = current_app.config
+    if task and task.status == SyncStatus.PROCESSING.value and attempt < cfg["SYNC_POLL_ATTEMPTS"]:
+        delay = cfg["SYNC_POLL_DELAY_SECONDS"] * attempt
+        if delay > 0:
+            queue().enqueue_in(timedelta(seconds=delay), poll_task, task_id, attempt + 1)
+        else:
+            queue().enqueue(poll_task, task_id, attempt + 1)
+    return message
+
+
+@app_job
+def fetch_results(job_id: int, task_ids: list[int]) -> None:
+    """获取异步结果 for the selected tasks; each row's answer is kept for the user."""
+    from portal.sync_logs import service
+    job = db.session.get(JobRun, job_id)
+    user = db.session.get(User, job.user_id)
+    job.status, job.total = "running", len(task_ids)
+    db.session.commit()
+    results = list(job.results or [])
+    for i, task_id in enumerate(task_ids, 1):
+        task = db.session.get(SyncTask, task_id)
+        message = service.poll(task_id, actor=user.username if user else "job", relogin=True)
+        results.append({"name": task.batch_no if task else str(task_id), "ok": True, "message": message})
+        job.results = list(results)
+        job.step(i)
+    job.status, job.finished_at = "done", clock.now()
+    job.message = f"已获取 {len(task_ids)} 个任务的异步结果"
+    db.session.commit()
+
+
+@app_job
+def void_at_channel(task_id: int) -> str:
+    from portal.sync_logs import service
+    return service.void_at_channel(task_id)
+
+
+@app_job
+def watchdog() -> int:
+    from portal.sync_logs import service
+    return service.watchdog()
+
+
+@app_job
+def export_tasks(job_id: int, filters: str, ids: list[int] | None) -> None:
+    """Big exports: stream rows into a write-only workbook, reporting progress."""
+    from portal.sync_logs import export, views
+    job = db.session.get(JobRun, job_id)
+    user = db.session.get(User, job.user_id)
+    try:
+        stmt = views.export_query(user, filters, ids)
+        job.status = "running"
+        job.total = views.count_for_export(stmt)
+        db.session.commit()
+        os.makedirs(current_app.config["EXPORT_DIR"], exist_ok=True)
+        path = os.path.join(current_app.config["EXPORT_DIR"], f"数据同步日志_{job.id}.xlsx")
+        n = export.write_xlsx(stmt, path, progress=lambda done: job.step(done))
+        job.result_file, job.done, job.status = path, n, "done"
+        job.message = f"已导出 {n} 条"
+    except Exception as exc:  # recorded for the user; RQ keeps the traceback
+        db.session.rollback()
+        job = db.session.get(JobRun, job_id)
+        job.status, job.message = "failed", f"导出失败：{exc}"
+        db.session.commit()
+        raise
+    job.finished_at = clock.now()
+    db.session.commit()

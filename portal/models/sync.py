@@ -1,0 +1,224 @@
+"""下载任务 (sync task), its downloaded invoices, and the 进项/销项 invoice pools."""
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import (String, Date, DateTime, Integer, Text, Numeric, Boolean, ForeignKey,
+                        Index, UniqueConstraint, JSON)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.channels.base import DownloadType, DownloadStatus
+from portal.clock import now
+from portal.extensions import db
+
+
+class SyncStatus(str, enum.Enum):
+    """同步状态 — the eight states of the F18012 manual, plus 已作废."""
+    INCOMPLETE = "incomplete"        # 进销项数据不全
+    HEADER_ONLY = "header_only"      # 已下载表头
+    FAILED = "failed"                # 下载失败
+    PROCESSING = "processing"        # 下载处理中
+    APPLY_FAILED = "apply_failed"    # 进销项下载申请失败
+    DOWNLOADED = "downloaded"        # 数据已下载
+    NO_DATA = "no_data"              # 没有数据
+    SUCCESS = "success"              # 成功
+    VOIDED = "voided"                # 已作废
+
+    @property
+    def label(self) -> str:
+        return SYNC_STATUS_LABELS[self]
+
+
+SYNC_STATUS_LABELS = {
+    SyncStatus.INCOMPLETE: "进销项数据不全",
+    SyncStatus.HEADER_ONLY: "已下载表头",
+    SyncStatus.FAILED: "下载失败",
+    SyncStatus.PROCESSING: "下载处理中",
+    SyncStatus.APPLY_FAILED: "进销项下载申请失败",
+    SyncStatus.DOWNLOADED: "数据已下载",
+    SyncStatus.NO_DATA: "没有数据",
+    SyncStatus.SUCCESS: "成功",
+    SyncStatus.VOIDED: "已作废",
+}
+
+# What the bureau's answer to a download query means for the task.
+FROM_CHANNEL = {
+    DownloadStatus.PROCESSING: SyncStatus.PROCESSING,
+    DownloadStatus.SUCCESS: SyncStatus.DOWNLOADED,
+    DownloadStatus.NO_DATA: SyncStatus.NO_DATA,
+    DownloadStatus.HEADER_ONLY: SyncStatus.HEADER_ONLY,
+    DownloadStatus.INCOMPLETE: SyncStatus.INCOMPLETE,
+    DownloadStatus.FAILED: SyncStatus.FAILED,
+}
+
+
+class SyncType(str, enum.Enum):
+    """同步类型 — the seven sync types of the F18012 manual."""
+    INPUT_COLLECT = "input_collect"      # 进项采集
+    CURRENT_MONTH = "current_month"      # 当前月进销项下载
+    HISTORY_MONTH = "history_month"      # 历史月进销项下载
+    CURRENT_PERIOD = "current_period"    # 当前属期进项下载
+    MANUAL_IMPORT = "manual_import"      # 手工导入
+    HISTORY_PERIOD = "history_period"    # 历史属期进项下载
+    TODAY = "today"                      # 当天进销项下载
+
+    @property
+    def label(self) -> str:
+        return SYNC_TYPE_LABELS[self]
+
+
+SYNC_TYPE_LABELS = {
+    SyncType.INPUT_COLLECT: "进项采集",
+    SyncType.CURRENT_MONTH: "当前月进销项下载",
+    SyncType.HISTORY_MONTH: "历史月进销项下载",
+    SyncType.CURRENT_PERIOD: "当前属期进项下载",
+    SyncType.MANUAL_IMPORT: "手工导入",
+    SyncType.HISTORY_PERIOD: "历史属期进项下载",
+    SyncType.TODAY: "当天进销项下载",
+}
+
+
+class SyncTask(db.Model):
+    """下载任务/批次 — one download of one organisation, type and period from the bureau."""
+    __tablename__ = "sync_tasks"
+    __table_args__ = (
+        Index("ix_sync_tasks_created", "created_at", "id"),
+        Index("ix_sync_tasks_updated", "updated_at", "id"),
+        Index("ix_sync_tasks_start", "start_date", "id"),
+        Index("ix_sync_tasks_end", "end_date", "id"),
+        Index("ix_sync_tasks_success_count", "success_count", "id"),
+        Index("ix_sync_tasks_invoice_count", "invoice_count", "id"),
+        Index("ix_sync_tasks_status_created", "status", "created_at", "id"),
+        Index("ix_sync_tasks_org_created", "org_id", "created_at", "id"),
+        Index("ix_sync_tasks_type_created", "download_type", "created_at", "id"),
+        Index("ix_sync_tasks_sync_type_created", "sync_type", "created_at", "id"),
+        Index("ix_sync_tasks_channel_created", "channel", "created_at", "id"),
+        Index("ix_sync_tasks_error", "error"),
+        Index("ix_sync_tasks_same_request", "org_id", "download_type", "start_date", "end_date", "requested_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_no: Mapped[str] = mapped_column(String(40), unique=True)  # 下载批次号
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    status: Mapped[str] = mapped_column(String(20), default=SyncStatus.PROCESSING.value)
+    download_type: Mapped[str] = mapped_column(String(20))
+    sync_type: Mapped[str] = mapped_column(String(20))
+    start_date: Mapped[date] = mapped_column(Date)  # 下载开始时间 (by 开票日期)
+    end_date: Mapped[date] = mapped_column(Date)    # 下载结束时间
+    success_count: Mapped[int] = mapped_column(Integer, default=0)  # 处理成功的份数
+    invoice_count: Mapped[int] = mapped_column(Integer, default=0)  # 下载发票份数
+    error: Mapped[str] = mapped_column(String(500), default="")     # 错误描述
+    channel: Mapped[str] = mapped_column(String(10))
+    channel_task_id: Mapped[str] = mapped_column(String(80), default="")
+    retry_count: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[int] = mapped_column(Integer, default=0)  # compare-and-set guard
+    created_by: Mapped[str] = mapped_column(String(80), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    requested_at: Mapped[datetime] = mapped_column(DateTime, default=now)  # last apply sent
+    last_retry_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    processing_since: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    org = relationship("Organization", lazy="joined")
+
+    @property
+    def status_label(self) -> str:
+        return SyncStatus(self.status).label
+
+    @property
+    def download_type_label(self) -> str:
+        return DownloadType(self.download_type).label
+
+    @property
+    def sync_type_label(self) -> str:
+        return SyncType(self.sync_type).label
+
+    @property
+    def waiting_minutes(self) -> int | None:
+        if self.status != SyncStatus.PROCESSING.value or not self.processing_since:
+            return None
+        return int((now() - self.processing_since).total_seconds() // 60)
+
+
+class SyncTaskInvoice(db.Model):
+    """One invoice of a download batch, with what happened to it (入池 or why not)."""
+    __tablename__ = "sync_task_invoices"
+    __table_args__ = (
+        UniqueConstraint("task_id", "direction", "invoice_code", "invoice_no"),
+        Index("ix_sync_task_invoices_task_outcome", "task_id", "outcome", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("sync_tasks.id", ondelete="CASCADE"), index=True)
+    direction: Mapped[str] = mapped_column(String(3))
+    invoice_code: Mapped[str] = mapped_column(String(12), default="")
+    invoice_no: Mapped[str] = mapped_column(String(20))
+    issue_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    seller_name: Mapped[str] = mapped_column(String(200), default="")
+    buyer_name: Mapped[str] = mapped_column(String(200), default="")
+    total: Mapped[Decimal | None] = mapped_column(Numeric(18, 2), nullable=True)
+    bureau_status: Mapped[str] = mapped_column(String(10), default="")
+    outcome: Mapped[str] = mapped_column(String(10))  # stored | updated | unchanged | failed
+    failure_reason: Mapped[str] = mapped_column(String(300), default="")
+    pool_invoice_id: Mapped[int | None] = mapped_column(ForeignKey("pool_invoices.id"), nullable=True)
+
+    pool_invoice = relationship("PoolInvoice", lazy="joined")
+
+    OUTCOME_LABELS = {"stored": "已入池", "updated": "已更新票池", "unchanged": "票池已有",
+                      "failed": "处理失败"}
+
+    @property
+    def outcome_label(self) -> str:
+        return self.OUTCOME_LABELS.get(self.outcome, self.outcome)
+
+
+class PoolInvoice(db.Model):
+    """进项/销项全票池 — one row per invoice, whatever number of downloads brought it."""
+    __tablename__ = "pool_invoices"
+    __table_args__ = (
+        UniqueConstraint("org_id", "direction", "invoice_code", "invoice_no"),
+        Index("ix_pool_invoices_org_date", "org_id", "direction", "issue_date"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    direction: Mapped[str] = mapped_column(String(3))  # in 进项 | out 销项
+    invoice_code: Mapped[str] = mapped_column(String(12), default="")
+    invoice_no: Mapped[str] = mapped_column(String(20))
+    invoice_type: Mapped[str] = mapped_column(String(4), default="")
+    issue_date: Mapped[date] = mapped_column(Date)
+    seller_tax_id: Mapped[str] = mapped_column(String(20))
+    seller_name: Mapped[str] = mapped_column(String(200), default="")
+    buyer_tax_id: Mapped[str] = mapped_column(String(20))
+    buyer_name: Mapped[str] = mapped_column(String(200), default="")
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    tax_amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    total: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    status: Mapped[str] = mapped_column(String(10), default="正常")
+    deduction_status: Mapped[str] = mapped_column(String(10), default="")
+    has_lines: Mapped[bool] = mapped_column(Boolean, default=False)
+    lines: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    file_url: Mapped[str] = mapped_column(String(500), default="")
+    first_task_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_task_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+
+
+class SchedulePlan(db.Model):
+    """调度计划 — a recurring job, edited by admins, dispatched by the RQ cron tick."""
+    __tablename__ = "schedule_plans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(60), unique=True)
+    description: Mapped[str] = mapped_column(String(200))
+    job: Mapped[str] = mapped_column(String(60))  # key in jobs.plans.PLAN_JOBS
+    cron: Mapped[str] = mapped_column(String(60), default="")
+    interval_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    next_run_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_result: Mapped[str] = mapped_column(String(500), default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=now)
