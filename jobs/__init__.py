@@ -42,3 +42,11 @@ def queue() -> Queue:
 
 def enqueue(fn, *args, job_timeout: int = 600, **kwargs):
     return queue().enqueue(fn, *args, job_timeout=job_timeout, **kwargs)
+
+
+def enqueue_after(seconds: float, fn, *args, **kwargs):
+    """Enqueue now when `seconds` is 0, else through the worker's scheduler."""
+    if seconds <= 0:
+        return enqueue(fn, *args, **kwargs)
+    from datetime import timedelta
+    return queue().enqueue_in(timedelta(seconds=seconds), fn, *args, **kwargs)

@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 import os
-from datetime import timedelta
-
 from flask import current_app
-from sqlalchemy import select
 
-from jobs import app_job, queue
+from jobs import app_job, enqueue_after
 from portal import clock
 from portal.extensions import db
 from portal.models import JobRun, SyncTask, User
@@ -28,11 +25,7 @@ def poll_task(task_id: int, attempt: int = 1) -> str:
     task = db.session.get(SyncTask, task_id)
     cfg = current_app.config
     if task and task.status == SyncStatus.PROCESSING.value and attempt < cfg["SYNC_POLL_ATTEMPTS"]:
-        delay = cfg["SYNC_POLL_DELAY_SECONDS"] * attempt
-        if delay > 0:
-            queue().enqueue_in(timedelta(seconds=delay), poll_task, task_id, attempt + 1)
-        else:
-            queue().enqueue(poll_task, task_id, attempt + 1)
+        enqueue_after(cfg["SYNC_POLL_DELAY_SECONDS"] * attempt, poll_task, task_id, attempt + 1)
     return message
 
 

@@ -52,6 +52,9 @@ def _empty_tables():
     else:
         for t in tables:
             db.session.execute(text(f'DELETE FROM "{t}"'))
+    # the rows the migrations insert (reference data)
+    from portal.models.sync import DEFAULT_PLANS, SchedulePlan
+    db.session.add_all(SchedulePlan(**plan) for plan in DEFAULT_PLANS)
     db.session.commit()
 
 
@@ -121,4 +124,32 @@ def demo(app):
     from portal.seed import seed_demo
 
     seed_demo(app.config["SANDBOX_URL"])
+    return app
+
+
+@pytest.fixture(scope="session")
+def sandbox_url():
+    """A real tax-bureau sandbox over HTTP on a free port, for the whole session."""
+    from portal.sandbox.testing import running_sandbox
+
+    with running_sandbox(DOWNLOAD_DELAY=0, ISSUE_DELAY=0) as url:
+        yield url
+
+
+@pytest.fixture
+def sandbox(sandbox_url):
+    from tests.sync_helpers import Sandbox
+
+    box = Sandbox(sandbox_url)
+    box.reset()
+    return box
+
+
+@pytest.fixture
+def portal_with_sandbox(app, sandbox):
+    """Demo organisations pointing at the sandbox; jobs poll at once (no scheduler delay)."""
+    from portal.seed import seed_demo
+
+    app.config.update(SANDBOX_URL=sandbox.base, SYNC_POLL_DELAY_SECONDS=0, SYNC_POLL_ATTEMPTS=2)
+    seed_demo(sandbox.base)
     return app

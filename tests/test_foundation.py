@@ -46,7 +46,12 @@ def test_migrations_build_the_schema_from_empty(tmp_path):
     with fresh.app_context():
         upgrade()
         names = set(inspect(db.engine).get_table_names())
+        from portal.models import SchedulePlan
+        from portal.models.sync import DEFAULT_PLANS
+        plans = set(db.session.scalars(select(SchedulePlan.code)))
+        db.session.remove()
         db.engine.dispose()
+    assert plans == {p["code"] for p in DEFAULT_PLANS}
     assert {"organizations", "users", "grants", "system_parameters", "audit_log",
             "job_runs", "alembic_version"} <= names
 

@@ -10,6 +10,7 @@ from sqlalchemy import (String, Date, DateTime, Integer, Text, Numeric, Boolean,
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.channels.base import DownloadType, DownloadStatus
+from portal import clock
 from portal.clock import now
 from portal.extensions import db
 
@@ -139,7 +140,7 @@ class SyncTask(db.Model):
     def waiting_minutes(self) -> int | None:
         if self.status != SyncStatus.PROCESSING.value or not self.processing_since:
             return None
-        return int((now() - self.processing_since).total_seconds() // 60)
+        return int((clock.now() - self.processing_since).total_seconds() // 60)
 
 
 class SyncTaskInvoice(db.Model):
@@ -222,3 +223,14 @@ class SchedulePlan(db.Model):
     last_run_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     last_result: Mapped[str] = mapped_column(String(500), default="")
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+
+
+# The plans every installation starts with (inserted by the F18012 migration).
+DEFAULT_PLANS = [
+    dict(code="sim_SyncTodayInvoiceTask", description="当天进销项下载（每日）", job="sync.today",
+         cron="0 23 * * *", interval_seconds=None),
+    dict(code="sim_SyncMonthInvoiceTask", description="当前月进销项下载（每月）", job="sync.current_month",
+         cron="0 2 1 * *", interval_seconds=None),
+    dict(code="sim_SyncTaskWatchdog", description="下载处理中任务超时自动查询", job="sync.watchdog",
+         cron="", interval_seconds=300),
+]

@@ -189,8 +189,9 @@ def reset():
     sb.faults.reset()
     with sb.session() as s:
         sb.download_controls.clear()
-        _release_stuck(s, None)
-        if body.get("data"):
+        if body.get("data"):  # wiping makes releasing stuck tasks moot (and would go stale)
             for table in reversed(Base.metadata.sorted_tables):
                 s.execute(delete(table))
+        else:
+            _release_stuck(s, None)
     return jsonify({"ok": True})

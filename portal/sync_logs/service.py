@@ -81,7 +81,7 @@ def _touch(task: SyncTask, **fields) -> bool:
 
 
 def new_batch_no() -> str:
-    return "DL" + clock.now().strftime("%Y%m%d%H%M%S") + secrets.token_hex(3).upper()
+    return "DL" + clock.now().strftime("%Y%m%d%H%M%S") + secrets.token_hex(4).upper()
 
 
 def _recently_requested(org_id: int, download_type: str, start: date, end: date) -> bool:
@@ -139,7 +139,7 @@ def create_tasks(org_ids: list[int], sync_type: SyncType, download_types: list[D
 # --- talking to the channel (run in jobs) ------------------------------------------------------
 def apply(task_id: int, actor: str = "job:sync.apply") -> None:
     """Apply for the download at the channel; 进销项下载申请失败 when the bureau says no."""
-    from jobs import sync as sync_jobs, queue
+    from jobs import sync as sync_jobs, enqueue_after
 
     task = db.session.get(SyncTask, task_id)
     if task is None or task.status != S.PROCESSING.value or task.channel_task_id:
@@ -150,8 +150,7 @@ def apply(task_id: int, actor: str = "job:sync.apply") -> None:
     if r.ok:
         _touch(task, channel_task_id=str(r.data["task_id"]), error="")
         db.session.commit()
-        queue().enqueue_in(timedelta(seconds=current_app.config["SYNC_POLL_DELAY_SECONDS"]),
-                           sync_jobs.poll_task, task.id)
+        enqueue_after(current_app.config["SYNC_POLL_DELAY_SECONDS"], sync_jobs.poll_task, task.id)
         return
     message = r.message or "申请下载失败"
     if r.outcome is Outcome.UNKNOWN:
