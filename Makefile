@@ -30,6 +30,6 @@ bench: install
 
 ## make translations: re-extract and compile the English catalogue
 translations: install
-	$(VENV)/bin/pybabel extract -F babel.cfg -o translations/messages.pot .
+	$(VENV)/bin/pybabel extract -F babel.cfg --ignore-dirs=".*" -k _ -k Column:2 -k Filter:2 -k Action:2 -o translations/messages.pot .
 	$(VENV)/bin/pybabel update -i translations/messages.pot -d translations
 	$(VENV)/bin/pybabel compile -d translations

@@ -22,7 +22,7 @@ def init_app(app):
 
 @click.command("seed")
 @click.option("--scale", type=int, default=0, help="Also generate N bulk rows for benchmarks.")
-@click.option("--what", type=click.Choice(["audit", "tasks"]), default="audit",
+@click.option("--what", type=click.Choice(["audit", "tasks"]), default="tasks",
               help="Which table --scale fills.")
 @with_appcontext
 def seed_command(scale: int, what: str):

