@@ -97,6 +97,15 @@ class SyncTask(db.Model):
         Index("ix_sync_tasks_sync_type_created", "sync_type", "created_at", "id"),
         Index("ix_sync_tasks_channel_created", "channel", "created_at", "id"),
         Index("ix_sync_tasks_error", "error"),
+        # tab counts under a filter (status within org / type / sync type / channel)
+        Index("ix_sync_tasks_org_status_created", "org_id", "status", "created_at", "id"),
+        Index("ix_sync_tasks_type_status_created", "download_type", "status", "created_at", "id"),
+        Index("ix_sync_tasks_org_type_status", "org_id", "download_type", "status", "created_at", "id"),
+        Index("ix_sync_tasks_sync_type_status", "sync_type", "status", "created_at", "id"),
+        Index("ix_sync_tasks_channel_status", "channel", "status", "created_at", "id"),
+        # prefix (LIKE 'x%') filters on PostgreSQL under a non-C collation
+        Index("ix_sync_tasks_batch_no_pattern", "batch_no", postgresql_ops={"batch_no": "varchar_pattern_ops"}),
+        Index("ix_sync_tasks_error_pattern", "error", postgresql_ops={"error": "varchar_pattern_ops"}),
         Index("ix_sync_tasks_same_request", "org_id", "download_type", "start_date", "end_date", "requested_at"),
     )
 
