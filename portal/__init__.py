@@ -1,7 +1,7 @@
 """Fapiao Portal: create_app() wires config, extensions, blueprints and CLI."""
 from __future__ import annotations
 
-from flask import Flask, request, session, render_template
+from flask import Flask, session, render_template
 from flask_wtf.csrf import CSRFError
 
 from portal.config import default_config, ROOT

@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sqlalchemy import create_engine, inspect, select
+from sqlalchemy import inspect, select
 
 from portal import create_app
 from portal.config import database_url, redis_url

@@ -5,7 +5,7 @@ import enum
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import (String, Date, DateTime, Integer, Text, Numeric, Boolean, ForeignKey,
+from sqlalchemy import (String, Date, DateTime, Integer, Numeric, Boolean, ForeignKey,
                         Index, UniqueConstraint, JSON)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 

@@ -137,17 +137,19 @@ def detail(task_id):
 
 
 # --- bulk buttons -------------------------------------------------------------------------
-def _bulk(permission: str, limit: int):
+def _bulk(permission: str, limit: int, too_many_message: str | None = None,
+          empty_message: str = "请先选择要操作的任务"):
     """The rows a button acts on, or a response refusing the whole request."""
     if not permissions.has_any(permission):
         notify(permissions.no_permission_message(permission), "error")
         return None, redirect(_back_url())
     rows, too_many = SYNC_TABLE.selection(db.session, visible_tasks(), request.form, limit)
     if too_many:
-        notify(f"单次最多处理 {limit} 个任务，当前选择超过 {limit} 个，未处理任何任务。请缩小筛选范围或分批操作。", "error")
+        notify(too_many_message or f"单次最多处理 {limit} 个任务，当前选择超过 {limit} 个，未处理任何任务。"
+               "请缩小筛选范围或分批操作。", "error")
         return None, redirect(_back_url())
     if not rows:
-        notify("请先选择要操作的任务", "warning")
+        notify(empty_message, "warning")
         return None, redirect(_back_url())
     return rows, None
 
@@ -169,16 +171,11 @@ def retry():
 @permission_required("F18012.query")
 def void():
     limit = current_app.config["SYNC_VOID_LIMIT"]
-    if not permissions.has_any("F18012.void"):
-        notify(permissions.no_permission_message("F18012.void"), "error")
-        return redirect(_back_url())
-    rows, too_many = SYNC_TABLE.selection(db.session, visible_tasks(), request.form, limit)
-    if too_many:
-        notify(f"作废任务单次最多500个，当前选择超过 {limit} 个，未作废任何任务。", "error")
-        return redirect(_back_url())
-    if not rows:
-        notify("请先选择要作废的任务", "warning")
-        return redirect(_back_url())
+    rows, refusal = _bulk("F18012.void", limit,
+                          f"作废任务单次最多{limit}个，当前选择超过 {limit} 个，未作废任何任务。",
+                          "请先选择要作废的任务")
+    if refusal:
+        return refusal
     if request.form.get("confirmed") != "1":
         return render_template("sync_logs/confirm.html", rows=rows, form=request.form,
                                action=url_for("sync_logs.void"), back=_back_url(),
