@@ -35,13 +35,36 @@ def app_job(fn):
     return wrapper
 
 
-def queue() -> Queue:
+def queue(name: str = "user") -> Queue:
     from portal.redis_conn import get_redis
     return Queue(current_app.config["RQ_QUEUE"], connection=get_redis())
 
 
-def enqueue(fn, *args, job_timeout: int = 600, **kwargs):
-    return queue().enqueue(fn, *args, job_timeout=job_timeout, **kwargs)
+def enqueue(fn, *args, job_timeout: int = 600, queue: str = "user", job_id: str | None = None,
+            **kwargs):
+    from jobs import queue as _queue
+    return _queue(queue).enqueue(fn, *args, job_timeout=job_timeout, job_id=job_id, **kwargs)
+
+
+def enqueue_once(fn, *args, job_id: str, queue: str = "user", delay_seconds: float = 0,
+                 **kwargs) -> bool:
+    """Provisional (replaced by the tracked-jobs branch)."""
+    from rq.job import Job
+    from rq.exceptions import NoSuchJobError
+    from jobs import queue as _queue
+    q = _queue(queue)
+    try:
+        status = Job.fetch(job_id, connection=q.connection).get_status()
+        if status in ("queued", "scheduled", "started", "deferred"):
+            return False
+    except NoSuchJobError:
+        pass
+    if delay_seconds > 0:
+        from datetime import timedelta
+        q.enqueue_in(timedelta(seconds=delay_seconds), fn, *args, job_id=job_id, **kwargs)
+    else:
+        q.enqueue(fn, *args, job_id=job_id, **kwargs)
+    return True
 
 
 def enqueue_after(seconds: float, fn, *args, **kwargs):

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from jobs import app_job, enqueue
 from portal import audit, clock
 from portal.extensions import db
+from portal.fmt import local_time
 from portal.models import SchedulePlan
 
 
@@ -31,16 +32,18 @@ def _month_download():
     return scheduled_download(SyncType.CURRENT_MONTH)
 
 
-def _watchdog():
-    from portal.sync_logs import service
-    return f"已查询 {service.watchdog()} 个长时间处理中的任务"
+def _sweep():
+    from portal import outbox
+    from portal.sync_logs import channel_work
+    tasks, messages = channel_work.sweep(), outbox.sweep()
+    return f"已排队 {tasks} 个下载任务、{messages} 条待发送消息"
 
 
 # plan.job → (label, function returning a short result text)
 PLAN_JOBS = {
     "sync.today": ("当天进销项下载（每个已引入发票服务的组织）", _today_download),
     "sync.current_month": ("当前月进销项下载（每个已引入发票服务的组织）", _month_download),
-    "sync.watchdog": ("下载处理中任务超时查询", _watchdog),
+    "sync.watchdog": ("下载任务巡检：申请、查询、通道作废", _sweep),
 }
 
 
@@ -98,7 +101,7 @@ def run_plan(plan_id: int) -> str:
         raise
     finally:
         plan = db.session.get(SchedulePlan, plan_id)
-        plan.last_result = f"{clock.now():%Y-%m-%d %H:%M} {result}"[:500]
+        plan.last_result = f"{local_time(clock.now())} {result}"[:500]
         audit.record("schedule_plan", plan.code, "run", reason=plan.last_result, actor=f"job:{plan.code}")
         db.session.commit()
     return result

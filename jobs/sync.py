@@ -1,32 +1,27 @@
-"""RQ jobs of F18012: apply, poll, fetch results, void at the channel, watchdog, export."""
+"""RQ jobs of F18012: look at a task (apply or query), log in, fetch results, export."""
 from __future__ import annotations
 
 import os
 from flask import current_app
 
-from jobs import app_job, enqueue_after
+from jobs import app_job
 from portal import clock
 from portal.extensions import db
 from portal.models import JobRun, SyncTask, User
-from portal.models.sync import SyncStatus
 
 
 @app_job
-def apply_task(task_id: int) -> None:
-    from portal.sync_logs import service
-    service.apply(task_id)
+def check_task(task_id: int) -> str:
+    """Apply or query one task (the sweeper and the channel work schedule this)."""
+    from portal.sync_logs import channel_work
+    return channel_work.check(task_id).message
 
 
 @app_job
-def poll_task(task_id: int, attempt: int = 1) -> str:
-    """Poll until the bureau answers; after SYNC_POLL_ATTEMPTS the watchdog takes over."""
-    from portal.sync_logs import service
-    message = service.poll(task_id)
-    task = db.session.get(SyncTask, task_id)
-    cfg = current_app.config
-    if task and task.status == SyncStatus.PROCESSING.value and attempt < cfg["SYNC_POLL_ATTEMPTS"]:
-        enqueue_after(cfg["SYNC_POLL_DELAY_SECONDS"] * attempt, poll_task, task_id, attempt + 1)
-    return message
+def login_org(org_id: int, actor: str) -> str:
+    """登录: a person logs the organisation in again; its waiting tasks resume."""
+    from portal.sync_logs import channel_work
+    return channel_work.login(org_id, actor).message
 
 
 @app_job
@@ -40,25 +35,13 @@ def fetch_results(job_id: int, task_ids: list[int]) -> None:
     results = list(job.results or [])
     for i, task_id in enumerate(task_ids, 1):
         task = db.session.get(SyncTask, task_id)
-        message = service.poll(task_id, actor=user.username if user else "job", relogin=True)
-        results.append({"name": task.batch_no if task else str(task_id), "ok": True, "message": message})
+        r = service.fetch_result(task_id, actor=user.username if user else "job")
+        results.append({"name": task.batch_no if task else str(task_id), "ok": r.ok, "message": r.message})
         job.results = list(results)
         job.step(i)
     job.status, job.finished_at = "done", clock.now()
     job.message = f"已获取 {len(task_ids)} 个任务的异步结果"
     db.session.commit()
-
-
-@app_job
-def void_at_channel(task_id: int) -> str:
-    from portal.sync_logs import service
-    return service.void_at_channel(task_id)
-
-
-@app_job
-def watchdog() -> int:
-    from portal.sync_logs import service
-    return service.watchdog()
 
 
 @app_job

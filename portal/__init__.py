@@ -1,7 +1,7 @@
 """Fapiao Portal: create_app() wires config, extensions, blueprints and CLI."""
 from __future__ import annotations
 
-from flask import Flask, session, render_template
+from flask import Flask, has_request_context, session, render_template
 from flask_wtf.csrf import CSRFError
 
 from portal.config import default_config, ROOT
@@ -9,6 +9,8 @@ from portal.extensions import db, migrate, login_manager, csrf, babel, htmx
 
 
 def _locale():
+    if not has_request_context():  # jobs and the CLI write in the default language
+        return "zh"
     lang = session.get("lang")
     return lang if lang in ("zh", "en") else "zh"
 

@@ -71,9 +71,14 @@ def default_config() -> dict:
         SYNC_RETRY_INTERVAL_SECONDS=180,   # 相同的任务 3 分钟内不可重复请求
         SYNC_VOID_LIMIT=500,               # 作废任务单次最多 500 个
         SYNC_BULK_LIMIT=500,
-        SYNC_POLL_DELAY_SECONDS=5,
-        SYNC_POLL_ATTEMPTS=12,
+        SYNC_POLL_DELAY_SECONDS=5,         # first query after an apply; doubles up to the watchdog
+        SYNC_POLL_ATTEMPTS=12,             # looks a task schedules itself; then the sweeper drives it
+        SYNC_SWEEP_LIMIT=200,              # tasks the sweeper enqueues per tick (oldest first)
         SYNC_WATCHDOG_MINUTES=int(os.environ.get("SYNC_WATCHDOG_MINUTES", "10")),
+        # outbox (effects at other systems: void at the channel, callbacks)
+        OUTBOX_RETRY_SECONDS=60,           # first retry; doubles up to an hour
+        OUTBOX_MAX_ATTEMPTS=10,
+        OUTBOX_SENDING_TIMEOUT_SECONDS=300,
         EXPORT_SYNC_LIMIT=2000,            # larger exports run as a background job
         BABEL_DEFAULT_LOCALE="zh",
         BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "translations"),

@@ -13,3 +13,19 @@ def local_time(value: datetime | None) -> str:
         return ""
     tz = ZoneInfo(current_app.config["DISPLAY_TZ"])
     return value.replace(tzinfo=timezone.utc).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration(seconds: int | float | None) -> str:
+    """A humane duration: 2天3小时, 3小时5分钟, 5分钟, 不到1分钟."""
+    from flask_babel import gettext as _
+
+    if seconds is None:
+        return ""
+    minutes = int(seconds) // 60
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return _("%(d)s天%(h)s小时", d=days, h=hours) if hours else _("%(d)s天", d=days)
+    if hours:
+        return _("%(h)s小时%(m)s分钟", h=hours, m=mins) if mins else _("%(h)s小时", h=hours)
+    return _("%(m)s分钟", m=mins) if mins else _("不到1分钟")

@@ -9,7 +9,7 @@ from werkzeug.routing import BuildError
 from flask_wtf.csrf import generate_csrf
 
 from portal.auth import permissions
-from portal.fmt import local_time
+from portal.fmt import duration, local_time
 
 
 def fmt(value):
@@ -46,6 +46,7 @@ def nav_link(endpoint: str, label: str, code: str = "") -> Markup:
 
 def init_app(app):
     app.jinja_env.filters["fmt"] = fmt
+    app.jinja_env.filters["duration"] = duration
     app.jinja_env.globals.update(
         csrf_token=generate_csrf,
         can_see=permissions.button_visible,

@@ -47,11 +47,17 @@ def _schema():
 
 def _empty_tables():
     tables = [t.name for t in reversed(db.metadata.sorted_tables)]
-    if db.engine.dialect.name == "postgresql":
+    if db.engine.dialect.name == "postgresql":  # TRUNCATE fires no row trigger
         db.session.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
-    else:
+    else:  # the append-only audit triggers are lifted only while the tables are emptied
+        from portal.models.audit import APPEND_ONLY_DDL
+        create, drop = APPEND_ONLY_DDL["sqlite"]
+        for statement in drop:
+            db.session.execute(text(statement))
         for t in tables:
             db.session.execute(text(f'DELETE FROM "{t}"'))
+        for statement in create:
+            db.session.execute(text(statement))
     # the rows the migrations insert (reference data)
     from portal.models.sync import DEFAULT_PLANS, SchedulePlan
     db.session.add_all(SchedulePlan(**plan) for plan in DEFAULT_PLANS)

@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 
 from portal import clock
 from portal.extensions import db
-from portal.models import AuditLog, JobRun, PoolInvoice, SchedulePlan, SyncTask, SyncTaskInvoice
+from portal.channels import make_client
+from portal.models import AuditLog, JobRun, OutboxMessage, PoolInvoice, SchedulePlan, SyncTask, SyncTaskInvoice
 from portal.sync_logs import service
 from tests.sync_helpers import PERIOD, make_task, org, reload, run_worker
 
@@ -50,7 +51,8 @@ def test_created_task_is_applied_at_the_channel_and_pooled_then_success(env, aut
     assert task.status == "success", task.error
     assert task.invoice_count > 0 and task.success_count == task.invoice_count
     assert db.session.scalar(select(func.count()).select_from(PoolInvoice)) == task.success_count
-    trail = db.session.scalars(select(AuditLog.to_state).where(AuditLog.object_id == task.batch_no)).all()
+    trail = db.session.scalars(select(AuditLog.to_state).where(
+        AuditLog.object_type == "sync_task", AuditLog.object_id == task.batch_no).order_by(AuditLog.id)).all()
     assert trail == ["processing", "downloaded", "success"]
 
 
@@ -83,13 +85,18 @@ def test_status_update_download_changes_pooled_invoice_status(env, auth, monkeyp
     assert pooled is not None
 
 
-def test_invoices_failing_verification_are_counted_as_failed_with_reason(env, auth, sandbox):
+def test_invoices_failing_verification_are_counted_as_failed_and_the_pooled_task_is_success(env, auth, sandbox):
+    """数据已下载 is not a resting state: once pooling is done the task is 成功, with the
+    invoices that failed checks counted as 处理失败 (处理成功的份数 < 下载发票份数)."""
     sandbox.downloads(org("ORG01").tax_id, outcome="success", defective=2, mode="next")
     auth.login("kaipiao1")
     _create(auth)
     run_worker()
     task = _tasks()[0]
-    assert task.status == "downloaded"  # 数据已下载: not all in the pool
+    assert task.status == "success"
+    trail = db.session.scalars(select(AuditLog.to_state).where(
+        AuditLog.object_type == "sync_task", AuditLog.object_id == task.batch_no).order_by(AuditLog.id)).all()
+    assert trail == ["processing", "downloaded", "success"]
     assert task.success_count == task.invoice_count - 2
     assert task.error == "2 份发票处理失败（详见批次明细）"
     failed = db.session.scalars(select(SyncTaskInvoice).where(SyncTaskInvoice.outcome == "failed")).all()
@@ -229,7 +236,7 @@ def test_void_asks_for_confirmation_with_the_count(env, auth):
     tasks = [make_task("ORG01", "processing") for _ in range(3)]
     auth.login("zhuguan")
     r = auth.post("/sync-logs/void", {"ids": [str(t.id) for t in tasks]}, page="/sync-logs/")
-    assert "确定作废所选的 3 个任务吗" in r.get_data(as_text=True)
+    assert "确定作废 3 个任务吗" in r.get_data(as_text=True)
     assert {reload(t).status for t in tasks} == {"processing"}
 
 
@@ -243,9 +250,12 @@ def test_void_only_tasks_in_progress_and_at_the_channel_too(env, auth, sandbox):
     r = auth.post("/sync-logs/void", {"ids": [str(running.id), str(done.id)], "confirmed": "1"}, page="/sync-logs/")
     html = r.get_data(as_text=True)
     assert "仅下载处理中的任务可作废（当前：成功）" in html and "已作废" in html
-    run_worker()  # voids at the channel
+    run_worker()  # voids at the channel through the outbox
     assert reload(running).status == "voided" and reload(done).status == "success"
-    assert db.session.scalar(select(AuditLog).where(AuditLog.action == "void_at_channel")).reason == "通道已作废"
+    message = db.session.scalar(select(OutboxMessage))
+    assert (message.kind, message.status, message.attempts) == ("sync.void_download", "delivered", 1)
+    answer = make_client(org("ORG01").channel_config()).query_download(reload(running).channel_task_id)
+    assert answer.message == "下载任务已作废"
 
 
 def test_void_more_than_500_is_refused_and_nothing_voided(env, auth):
@@ -401,21 +411,25 @@ def test_waiting_time_is_shown_for_tasks_in_progress(env, auth, monkeypatch):
     task = make_task("ORG01", "processing")
     _later(monkeypatch, 25 * 60)
     auth.login("kaipiao1")
-    assert "下载处理中（已等待 25 分钟）" in auth.client.get("/sync-logs/").get_data(as_text=True)
+    html = auth.client.get("/sync-logs/").get_data(as_text=True)
+    assert "下载处理中 · 正在向税局申请下载（已等待 25分钟）" in html
     assert task
 
 
-def test_watchdog_queries_tasks_stuck_in_progress(env, auth, sandbox, monkeypatch):
+def test_sweeper_queries_tasks_in_progress_when_their_look_is_due(env, auth, sandbox, monkeypatch):
+    from portal.sync_logs import channel_work
     sandbox.downloads(org("ORG01").tax_id, outcome="processing", mode="all")
     auth.login("kaipiao1")
     _create(auth)
+    env.config.update(SYNC_POLL_DELAY_SECONDS=60, SYNC_POLL_ATTEMPTS=0)  # only the sweeper looks again
     run_worker()
     task = _tasks()[0]
-    assert task.status == "processing"
+    assert task.status == "processing" and task.next_check_at > clock.now()
     sandbox.release(org("ORG01").tax_id)
-    assert service.watchdog() == 0  # not stuck yet
+    assert channel_work.sweep() == 0  # not due yet
     _later(monkeypatch, 11 * 60)
-    assert service.watchdog() == 1
+    assert channel_work.sweep() == 1
+    run_worker()
     assert reload(task).status == "success"
 
 

@@ -97,9 +97,9 @@ class Refusal:
     reason: str
 
 
-def partition(permission: str, rows: Iterable, org_of=lambda r: r.org_id):
+def partition(permission: str, rows: Iterable, org_of=lambda r: r.org_id, user=None):
     """Split rows into (allowed, refused) by the user's grant on each row's organisation."""
-    ids = org_ids_with(permission)
+    ids = org_ids_with(permission, user)
     allowed, refused = [], []
     names = {}
     for row in rows:

@@ -96,6 +96,7 @@ class ReasonCode(str, enum.Enum):
     RESPONSE_LOST = "response_lost"            # connection dropped after sending (outcome unknown)
     AUTH_FAILED = "auth_failed"                # app_key / signature rejected by the channel
     DOWNLOAD_APPLY_FAILED = "download_apply_failed"  # 进销项下载申请失败
+    DOWNLOAD_FAILED = "download_failed"        # 下载失败: the bureau could not produce the data
 
 
 REASON_MESSAGES = {
@@ -122,6 +123,7 @@ REASON_MESSAGES = {
     ReasonCode.RESPONSE_LOST: "通道连接中断，结果未知",
     ReasonCode.AUTH_FAILED: "通道鉴权失败，请检查AppKey与密钥",
     ReasonCode.DOWNLOAD_APPLY_FAILED: "进销项下载申请失败：无法连接税局下载",
+    ReasonCode.DOWNLOAD_FAILED: "下载失败：税局数据文件生成失败",
 }
 
 

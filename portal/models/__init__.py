@@ -5,4 +5,5 @@ from portal.models.system import SystemParameter  # noqa: F401
 from portal.models.audit import AuditLog  # noqa: F401
 from portal.models.job import JobRun  # noqa: F401
 from portal.models.sync import (SyncTask, SyncTaskInvoice, PoolInvoice, SchedulePlan,  # noqa: F401
-                                SyncStatus, SyncType)
+                                SyncStatus, SyncType, SyncTaskAttempt, SyncRequestClaim)
+from portal.models.outbox import OutboxMessage  # noqa: F401

@@ -33,6 +33,25 @@ class AuditLog(db.Model):
     reason: Mapped[str] = mapped_column(Text, default="")
 
 
+# Append-only in the database itself (not only this ORM event): used by the migration
+# that installs it and by the test suite, which empties tables between tests.
+APPEND_ONLY_DDL = {
+    "postgresql": (
+        ["CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger AS $$ "
+         "BEGIN RAISE EXCEPTION 'audit_log is append-only'; END; $$ LANGUAGE plpgsql",
+         "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
+         "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()"],
+        ["DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log",
+         "DROP FUNCTION IF EXISTS audit_log_append_only()"]),
+    "sqlite": (
+        ["CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
+         "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+         "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
+         "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"],
+        ["DROP TRIGGER IF EXISTS audit_log_no_update", "DROP TRIGGER IF EXISTS audit_log_no_delete"]),
+}
+
+
 @event.listens_for(AuditLog, "before_update")
 @event.listens_for(AuditLog, "before_delete")
 def _append_only(mapper, connection, target):

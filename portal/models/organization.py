@@ -39,6 +39,9 @@ class Organization(db.Model):
     channel_read_timeout: Mapped[float] = mapped_column(Float, default=15.0)
     invoice_service: Mapped[bool] = mapped_column(Boolean, default=True)  # 已引入发票服务
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # 电子税局登录失效 is a property of the organisation's channel session, not of a task:
+    # while set, the portal stops calling the channel for it until someone logs in.
+    channel_login_expired_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
 
     @property

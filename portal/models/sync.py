@@ -13,6 +13,7 @@ from portal.channels.base import DownloadType, DownloadStatus
 from portal import clock
 from portal.clock import now
 from portal.extensions import db
+from portal.workflow import StateMachine
 
 
 class SyncStatus(str, enum.Enum):
@@ -53,6 +54,21 @@ FROM_CHANNEL = {
     DownloadStatus.INCOMPLETE: SyncStatus.INCOMPLETE,
     DownloadStatus.FAILED: SyncStatus.FAILED,
 }
+
+
+_S = SyncStatus
+_AFTER_QUERY = {_S.DOWNLOADED.value, _S.SUCCESS.value, _S.NO_DATA.value, _S.HEADER_ONLY.value,
+                _S.INCOMPLETE.value, _S.FAILED.value}
+# Which 同步状态 may follow which; `portal.workflow.transition` enforces it.
+SYNC_MACHINE = StateMachine.of("sync_task", {
+    _S.PROCESSING.value: _AFTER_QUERY | {_S.APPLY_FAILED.value, _S.VOIDED.value},
+    _S.DOWNLOADED.value: {_S.SUCCESS.value},                       # pooled
+    _S.INCOMPLETE.value: _AFTER_QUERY | {_S.PROCESSING.value},     # 获取异步结果 / 手工重试
+    _S.FAILED.value: {_S.PROCESSING.value},                        # 手工重试
+    _S.APPLY_FAILED.value: {_S.PROCESSING.value},                  # 手工重试
+    _S.HEADER_ONLY.value: set(), _S.NO_DATA.value: set(), _S.SUCCESS.value: set(),
+    _S.VOIDED.value: set(),
+})
 
 
 class SyncType(str, enum.Enum):
@@ -107,7 +123,10 @@ class SyncTask(db.Model):
         Index("ix_sync_tasks_batch_no_pattern", "batch_no", postgresql_ops={"batch_no": "varchar_pattern_ops"}),
         Index("ix_sync_tasks_error_pattern", "error", postgresql_ops={"error": "varchar_pattern_ops"}),
         Index("ix_sync_tasks_same_request", "org_id", "download_type", "start_date", "end_date", "requested_at"),
+        Index("ix_sync_tasks_status_check", "status", "next_check_at", "id"),
+        Index("ix_sync_tasks_reason_created", "reason_code", "created_at", "id"),
     )
+    MACHINE = SYNC_MACHINE
 
     id: Mapped[int] = mapped_column(primary_key=True)
     batch_no: Mapped[str] = mapped_column(String(40), unique=True)  # 下载批次号
@@ -120,6 +139,7 @@ class SyncTask(db.Model):
     success_count: Mapped[int] = mapped_column(Integer, default=0)  # 处理成功的份数
     invoice_count: Mapped[int] = mapped_column(Integer, default=0)  # 下载发票份数
     error: Mapped[str] = mapped_column(String(500), default="")     # 错误描述
+    reason_code: Mapped[str] = mapped_column(String(40), default="")  # ReasonCode of the error
     channel: Mapped[str] = mapped_column(String(10))
     channel_task_id: Mapped[str] = mapped_column(String(80), default="")
     retry_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -130,8 +150,17 @@ class SyncTask(db.Model):
     requested_at: Mapped[datetime] = mapped_column(DateTime, default=now)  # last apply sent
     last_retry_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     processing_since: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # When the sweeper should next act on a task in 下载处理中 (apply again or query).
+    next_check_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    checks: Mapped[int] = mapped_column(Integer, default=0)  # queries since the last apply
 
     org = relationship("Organization", lazy="joined")
+    attempts = relationship("SyncTaskAttempt", order_by="SyncTaskAttempt.seq", lazy="select",
+                            back_populates="task")
+
+    @property
+    def audit_key(self) -> str:
+        return self.batch_no
 
     @property
     def status_label(self) -> str:
@@ -146,10 +175,103 @@ class SyncTask(db.Model):
         return SyncType(self.sync_type).label
 
     @property
-    def waiting_minutes(self) -> int | None:
+    def waiting_seconds(self) -> int | None:
+        """How long a task in 下载处理中 has waited (None for every other state)."""
         if self.status != SyncStatus.PROCESSING.value or not self.processing_since:
             return None
-        return int((clock.now() - self.processing_since).total_seconds() // 60)
+        return max(int((clock.now() - self.processing_since).total_seconds()), 0)
+
+    @property
+    def in_flight(self) -> bool:
+        return self.status == SyncStatus.PROCESSING.value
+
+    @property
+    def waiting_for(self) -> str:
+        """What a task in 下载处理中 waits for, in the user's words ('' otherwise)."""
+        from flask_babel import gettext as _
+
+        if not self.in_flight:
+            return ""
+        if self.org.channel_login_expired_at:
+            return _("等待电子税局重新登录")
+        if not self.channel_task_id:
+            return _("正在向税局申请下载")
+        return _("等待税局生成下载数据")
+
+
+class AttemptStatus(str, enum.Enum):
+    """One application for the download at the channel (one request id)."""
+    PENDING = "pending"    # recorded, not sent yet
+    SENT = "sent"          # call in flight: a crash here is resolved by sending the same id again
+    ACCEPTED = "accepted"  # the bureau created its task (channel_task_id)
+    REFUSED = "refused"    # definitive refusal: a retry needs a new request id
+    UNKNOWN = "unknown"    # timeout / lost answer: recovered with the SAME request id
+
+
+ATTEMPT_STATUS_LABELS = {
+    AttemptStatus.PENDING: "待申请", AttemptStatus.SENT: "申请中", AttemptStatus.ACCEPTED: "税局已受理",
+    AttemptStatus.REFUSED: "申请失败", AttemptStatus.UNKNOWN: "结果未知，将以同一请求号查询",
+}
+
+_A = AttemptStatus
+ATTEMPT_MACHINE = StateMachine.of("sync_attempt", {
+    _A.PENDING.value: {_A.SENT.value},
+    _A.SENT.value: {_A.ACCEPTED.value, _A.REFUSED.value, _A.UNKNOWN.value, _A.PENDING.value},
+    _A.UNKNOWN.value: {_A.SENT.value, _A.REFUSED.value},
+    _A.ACCEPTED.value: set(), _A.REFUSED.value: set(),
+})
+
+
+class SyncTaskAttempt(db.Model):
+    """申请记录 — each application of a task at the channel, with its request id.
+
+    The request id is the channel's idempotency key: sending the same id again returns
+    the bureau's existing task (a query), a new id asks for a new download.
+    """
+    __tablename__ = "sync_task_attempts"
+    __table_args__ = (UniqueConstraint("task_id", "seq"),)
+    MACHINE = ATTEMPT_MACHINE
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("sync_tasks.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    request_id: Mapped[str] = mapped_column(String(60), unique=True)
+    org_id: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(12), default=AttemptStatus.PENDING.value)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    actor: Mapped[str] = mapped_column(String(80), default="")
+    reason: Mapped[str] = mapped_column(String(40), default="")  # 新增 / 手工重试 / ...
+    channel_task_id: Mapped[str] = mapped_column(String(80), default="")
+    message: Mapped[str] = mapped_column(String(500), default="")
+    sends: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    task = relationship("SyncTask", back_populates="attempts")
+
+    @property
+    def audit_key(self) -> str:
+        return self.request_id
+
+    @property
+    def status_label(self) -> str:
+        return ATTEMPT_STATUS_LABELS[AttemptStatus(self.status)]
+
+
+class SyncRequestClaim(db.Model):
+    """The 3-minute rule, atomically: one row per organisation, type and period.
+
+    Claiming is one INSERT … ON CONFLICT DO UPDATE … WHERE older than the interval, so
+    two requests for the same download in the same second cannot both win.
+    """
+    __tablename__ = "sync_request_claims"
+
+    org_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    download_type: Mapped[str] = mapped_column(String(20), primary_key=True)
+    start_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    end_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    requested_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class SyncTaskInvoice(db.Model):
@@ -240,6 +362,6 @@ DEFAULT_PLANS = [
          cron="0 23 * * *", interval_seconds=None),
     dict(code="sim_SyncMonthInvoiceTask", description="当前月进销项下载（每月）", job="sync.current_month",
          cron="0 2 1 * *", interval_seconds=None),
-    dict(code="sim_SyncTaskWatchdog", description="下载处理中任务超时自动查询", job="sync.watchdog",
-         cron="", interval_seconds=300),
+    dict(code="sim_SyncTaskWatchdog", description="下载任务巡检：申请、查询、通道作废（每分钟）",
+         job="sync.watchdog", cron="", interval_seconds=60),
 ]

@@ -18,6 +18,8 @@ from portal.extensions import db
 from portal.models import Organization, SyncTask
 from portal.models.sync import SyncStatus, SyncType
 from portal.sync_logs import service
+from portal.sync_logs.pool import store_invoices
+from portal.workflow import transition
 
 IMPORTABLE_TYPES = [DownloadType.IN_FULL, DownloadType.OUT_FULL]
 # header → (key, required)
@@ -122,11 +124,9 @@ def import_task(org: Organization, dtype: DownloadType, invoices: list[dict]) ->
     db.session.flush()
     audit.record("sync_task", task.batch_no, "import", org_id=org.id, to_state=task.status,
                  reason=f"手工导入 {len(invoices)} 行")
-    stored, failed = service.store_invoices(task, invoices)
-    task.invoice_count, task.success_count = stored + failed, stored
-    if failed:
-        task.error = f"{failed} 份发票处理失败（详见批次明细）"
-    else:
-        service._transition(task, SyncStatus.SUCCESS, f"已入池 {stored} 份")
+    stored, failed = store_invoices(task, invoices)
+    error = f"{failed} 份发票处理失败（详见批次明细）" if failed else ""
+    transition(task, SyncStatus.SUCCESS, reason=f"已入池 {stored} 份" + (f"，处理失败 {failed} 份" if failed else ""),
+               invoice_count=stored + failed, success_count=stored, error=error)
     db.session.commit()
     return task

@@ -10,13 +10,17 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
+from flask_babel import gettext as _
+
 from portal import clock
+from portal.fmt import duration
 from portal.auth import permissions
 from portal.auth.decorators import permission_required
 from portal.channels.base import DOWNLOAD_TYPE_LABELS, ChannelKind, DownloadType
 from portal.extensions import db
 from portal.models import JobRun, Organization, SyncTask, SyncTaskInvoice
 from portal.models.sync import SYNC_STATUS_LABELS, SYNC_TYPE_LABELS, SyncType
+from portal import bulk
 from portal.sync_logs import bp, export, importing, service
 from portal.tables import Action, Column, Filter, Table, Tabs
 from portal.ui import notify
@@ -24,8 +28,10 @@ from portal.views import render_list
 
 
 def _status_cell(t: SyncTask) -> str:
-    waited = t.waiting_minutes
-    return t.status_label + (f"（已等待 {waited} 分钟）" if waited is not None else "")
+    if not t.in_flight:
+        return _(t.status_label)
+    return _("%(status)s · %(what)s（已等待 %(waited)s）", status=_(t.status_label), what=t.waiting_for,
+             waited=duration(t.waiting_seconds))
 
 
 SYNC_TABLE = Table(
@@ -137,57 +143,61 @@ def detail(task_id):
 
 
 # --- bulk buttons -------------------------------------------------------------------------
-def _bulk(permission: str, limit: int, too_many_message: str | None = None,
-          empty_message: str = "请先选择要操作的任务"):
-    """The rows a button acts on, or a response refusing the whole request."""
+def _selection(permission: str, limit: int, too_many: str | None = None, empty: str | None = None):
+    """The rows a button acts on, or a redirect back with why nothing was done."""
     if not permissions.has_any(permission):
         notify(permissions.no_permission_message(permission), "error")
         return None, redirect(_back_url())
-    rows, too_many = SYNC_TABLE.selection(db.session, visible_tasks(), request.form, limit)
-    if too_many:
-        notify(too_many_message or f"单次最多处理 {limit} 个任务，当前选择超过 {limit} 个，未处理任何任务。"
-               "请缩小筛选范围或分批操作。", "error")
+    selection = bulk.select(SYNC_TABLE, visible_tasks(), limit, too_many, empty or _("请先选择要操作的任务"))
+    if selection.refusal:
+        notify(selection.refusal, selection.level)
         return None, redirect(_back_url())
-    if not rows:
-        notify(empty_message, "warning")
-        return None, redirect(_back_url())
-    return rows, None
+    return selection.rows, None
 
 
-def _report(title: str, results: list[service.RowResult]):
+def _report(title: str, results: list[service.RowResult], done_label: str | None = None):
     done = sum(r.ok for r in results)
-    notify(f"{title}：成功 {done} 条，跳过 {len(results) - done} 条", "success" if done else "warning")
-    return render_template("sync_logs/result.html", title=title, results=results, back=_back_url())
+    notify(_("%(title)s：成功 %(done)s 条，跳过 %(skipped)s 条", title=title, done=done,
+             skipped=len(results) - done), "success" if done else "warning")
+    return render_template("sync_logs/result.html", title=title, results=results, back=_back_url(),
+                           done_label=done_label or _("完成"))
+
+
+def _skipped(plan: bulk.Plan) -> list[service.RowResult]:
+    return [service.RowResult(row, False, reason) for row, reason in plan.skipped]
 
 
 @bp.route("/retry", methods=["POST"])
 @permission_required("F18012.query")
 def retry():
-    rows, refusal = _bulk("F18012.retry", current_app.config["SYNC_BULK_LIMIT"])
-    return refusal or _report("手工重试", service.retry(rows))
+    rows, refusal = _selection("F18012.retry", current_app.config["SYNC_BULK_LIMIT"])
+    if refusal:
+        return refusal
+    plan = bulk.plan("F18012.retry", service.retry_refusal, rows)
+    return _report(_("手工重试"), service.retry(plan.will_change) + _skipped(plan), _("已重新提交"))
 
 
 @bp.route("/void", methods=["POST"])
 @permission_required("F18012.query")
 def void():
     limit = current_app.config["SYNC_VOID_LIMIT"]
-    rows, refusal = _bulk("F18012.void", limit,
-                          f"作废任务单次最多{limit}个，当前选择超过 {limit} 个，未作废任何任务。",
-                          "请先选择要作废的任务")
+    rows, refusal = _selection("F18012.void", limit,
+                               _("作废任务单次最多%(n)s个，当前选择超过 %(n)s 个，未作废任何任务。", n=limit),
+                               _("请先选择要作废的任务"))
     if refusal:
         return refusal
+    plan = bulk.plan("F18012.void", service.void_refusal, rows)
     if request.form.get("confirmed") != "1":
-        return render_template("sync_logs/confirm.html", rows=rows, form=request.form,
-                               action=url_for("sync_logs.void"), back=_back_url(),
-                               question=f"确定作废所选的 {len(rows)} 个任务吗？作废后将同时在税局通道作废，且不可恢复。")
-    return _report("作废任务", service.void(rows))
+        return render_template("sync_logs/confirm.html", plan=plan, selected=len(rows), form=request.form,
+                               action=url_for("sync_logs.void"), back=_back_url(), verb=_("作废"))
+    return _report(_("作废任务"), service.void(plan.will_change) + _skipped(plan), _("已作废"))
 
 
 @bp.route("/fetch-results", methods=["POST"])
 @permission_required("F18012.query")
 def fetch_results():
     from jobs import enqueue, sync as sync_jobs
-    rows, refusal = _bulk("F18012.fetch_result", current_app.config["SYNC_BULK_LIMIT"])
+    rows, refusal = _selection("F18012.fetch_result", current_app.config["SYNC_BULK_LIMIT"])
     if refusal:
         return refusal
     ok, refused = service.fetchable(rows)
@@ -285,7 +295,7 @@ def create():
                 errors.append("下载结束时间不能晚于今天")
         if not errors:
             results = service.create_tasks(org_ids, sync_type, types, start, end)
-            return _report("新增下载任务", results)
+            return _report(_("新增下载任务"), results, _("已提交"))
     today = clock.now().date()
     return render_template("sync_logs/create.html", orgs=orgs, errors=errors, form=form,
                            sync_types=CREATABLE_SYNC_TYPES, download_types=list(DownloadType),

@@ -121,7 +121,7 @@ def confirm_void(page, batch_no: str):
     """作废任务 → the server's confirmation page → 确认作废 → results."""
     click_bulk(page, "作废任务")
     expect(page.locator("h1")).to_contain_text("请确认")
-    expect(page.locator("[role=alert]")).to_contain_text("确定作废所选的 1 个任务吗")
+    expect(page.locator("[role=alert]")).to_contain_text("确定作废 1 个任务吗")
     expect(page.locator("main ul")).to_contain_text(batch_no)
     assert task_by_batch(batch_no).status == "processing"  # nothing happens before confirming
     page.get_by_role("button", name=re.compile("确认作废")).click()
