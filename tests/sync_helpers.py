@@ -75,3 +75,21 @@ class Sandbox:
 
     def taxpayer(self, taxpayer_id: str, **body):
         return self._post("/taxpayers", {"taxpayer_id": taxpayer_id, **body})
+
+
+def create_via_form(auth, org_code="ORG01", types=("in_full",), sync_type="current_month", period=PERIOD):
+    """新增下载任务 as a user does it: the form, posted with its CSRF token."""
+    return auth.post("/sync-logs/new", {"org": [str(org(org_code).id)], "download_type": list(types),
+                                        "sync_type": sync_type, "start": period[0].isoformat(),
+                                        "end": period[1].isoformat()}, page="/sync-logs/new")
+
+
+def tasks(**where) -> list[SyncTask]:
+    return db.session.scalars(select(SyncTask).filter_by(**where).order_by(SyncTask.id)).all()
+
+
+def later(monkeypatch, seconds: float):
+    """Move the portal's clock forward (from now)."""
+    from datetime import timedelta
+    base = clock.now()
+    monkeypatch.setattr(clock, "now", lambda: base + timedelta(seconds=seconds))

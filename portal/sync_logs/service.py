@@ -109,6 +109,20 @@ def current_attempt(task: SyncTask, actor: str | None = None, reason: str = "新
     return attempt
 
 
+def task_story(task: SyncTask) -> dict:
+    """What the detail page tells about a task: applications, outbox effects, history."""
+    from portal.models import AuditLog, OutboxMessage
+    return dict(
+        attempts=list(db.session.scalars(select(SyncTaskAttempt).where(SyncTaskAttempt.task_id == task.id)
+                                         .order_by(SyncTaskAttempt.seq))),
+        effects=list(db.session.scalars(select(OutboxMessage).where(
+            OutboxMessage.key.like(f"sync_task:{task.id}:%")).order_by(OutboxMessage.id))),
+        history=list(db.session.scalars(select(AuditLog).where(
+            AuditLog.object_type == "sync_task", AuditLog.object_id == task.batch_no).order_by(AuditLog.id))),
+        status_label=lambda value: _(SyncStatus(value).label) if value else "",
+    )
+
+
 # --- 新增下载任务 --------------------------------------------------------------------------------
 def create_refusal(org: Organization, dtype: DownloadType, check_permission: bool = True,
                    user=None) -> str | None:

@@ -1,0 +1,33 @@
+"""Scoped queries of F18012: the rows a principal may see or act on, in one place.
+
+Every caller names its principal (a user today, an API client later); views pass
+`current_user`, jobs the user who started them.
+"""
+from __future__ import annotations
+
+from sqlalchemy import Select, select
+
+from portal.auth import permissions
+from portal.extensions import db
+from portal.models import Organization, SyncTask
+
+
+def tasks(user, permission: str = "F18012.query") -> Select:
+    """Tasks of the organisations where `user` holds `permission`."""
+    ids = permissions.org_ids_with(permission, user)
+    stmt = select(SyncTask)
+    return stmt if ids is None else stmt.where(SyncTask.org_id.in_(ids or [-1]))
+
+
+def orgs(user, permission: str) -> list[Organization]:
+    """Active organisations where `user` holds `permission`, by code."""
+    ids = permissions.org_ids_with(permission, user)
+    stmt = select(Organization).where(Organization.active.is_(True)).order_by(Organization.code)
+    if ids is not None:
+        stmt = stmt.where(Organization.id.in_(ids or [-1]))
+    return list(db.session.scalars(stmt))
+
+
+def logged_out_orgs(user) -> list[Organization]:
+    """Organisations the user may query whose bureau login has expired (the list's banner)."""
+    return [o for o in orgs(user, "F18012.query") if o.channel_login_expired_at]
