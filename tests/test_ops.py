@@ -1,0 +1,139 @@
+"""Operations: the `flask serve` supervisor, the plan dispatcher, seeding, exports, favicon."""
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from portal.supervisor import Supervisor, backoff_delay
+
+ROOT = Path(__file__).resolve().parent.parent
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
+
+
+def wait_for(predicate, timeout: float = 10.0, every: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (a zombie is a child nobody reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+# --- supervisor --------------------------------------------------------------------------
+class SupervisorProcess:
+    """`python -m portal.supervisor` in a subprocess, its log lines read as they come."""
+
+    def __init__(self, *args: str):
+        self.proc = subprocess.Popen([sys.executable, "-m", "portal.supervisor", *args], cwd=ROOT,
+                                     stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stderr:
+            self._queue.put(line.rstrip("\n"))
+
+    def _drain(self):
+        while not self._queue.empty():
+            self.lines.append(self._queue.get())
+
+    def pid_of(self, name: str, other_than: int | None = None) -> int:
+        def find():
+            self._drain()
+            pids = [int(m.group(1)) for line in self.lines
+                    if (m := re.fullmatch(rf"supervisor: started {name} \(pid (\d+)\)", line))]
+            return pids and pids[-1] != other_than and pids[-1]
+        return wait_for(find)
+
+    def log_has(self, text: str) -> bool:
+        self._drain()
+        return any(text in line for line in self.lines)
+
+
+@pytest.fixture
+def supervised():
+    sup = SupervisorProcess("--backoff-initial", "0.2", "web=" + " ".join(map(repr, SLEEPER)),
+                            "worker=" + " ".join(map(repr, SLEEPER)),
+                            "dispatcher=" + " ".join(map(repr, SLEEPER)))
+    yield sup
+    if sup.proc.poll() is None:
+        sup.proc.kill()
+        sup.proc.wait()
+
+
+def test_a_killed_child_is_restarted_and_the_others_keep_running(supervised):
+    pids = {name: supervised.pid_of(name) for name in ("web", "worker", "dispatcher")}
+    os.kill(pids["worker"], signal.SIGKILL)
+    new_worker = supervised.pid_of("worker", other_than=pids["worker"])
+    assert new_worker != pids["worker"] and running(new_worker)
+    assert supervised.log_has(f"worker (pid {pids['worker']}) exited with -9; restarting in 0.2s")
+    assert running(pids["web"]) and running(pids["dispatcher"])
+    assert supervised.proc.poll() is None  # the supervisor itself did not give up
+
+    # a second quick crash waits twice as long
+    os.kill(new_worker, signal.SIGKILL)
+    third = supervised.pid_of("worker", other_than=new_worker)
+    assert supervised.log_has(f"worker (pid {new_worker}) exited with -9; restarting in 0.4s")
+    assert running(third) and running(pids["web"]) and running(pids["dispatcher"])
+
+
+def test_sigterm_stops_the_supervisor_and_every_child(supervised):
+    pids = [supervised.pid_of(name) for name in ("web", "worker", "dispatcher")]
+    supervised.proc.send_signal(signal.SIGTERM)
+    assert supervised.proc.wait(timeout=15) == 0
+    assert not any(running(pid) for pid in pids)
+    assert supervised.log_has("all children stopped")
+
+
+def test_backoff_doubles_from_one_second_up_to_thirty():
+    assert [backoff_delay(n) for n in range(7)] == [1, 2, 4, 8, 16, 30, 30]
+
+
+def test_backoff_starts_again_after_a_child_stayed_up(tmp_path):
+    messages: list[str] = []
+    sup = Supervisor({"a": SLEEPER}, backoff_initial=0.1, stable_after=1.0, poll_interval=0.02,
+                     stop_timeout=5, log=messages.append)
+    thread = threading.Thread(target=sup.run, kwargs={"install_signals": False}, daemon=True)
+    thread.start()
+
+    def pid():
+        proc = sup.children["a"].proc
+        return proc is not None and sup.children["a"].restart_at is None and proc.poll() is None and proc.pid
+
+    try:
+        first = wait_for(pid)
+        os.kill(first, signal.SIGKILL)
+        second = wait_for(lambda: pid() != first and pid())
+        os.kill(second, signal.SIGKILL)  # quick crash: 0.2 s
+        third = wait_for(lambda: pid() not in (first, second) and pid())
+        time.sleep(1.2)  # stays up longer than stable_after
+        os.kill(third, signal.SIGKILL)  # back to 0.1 s
+        wait_for(lambda: pid() not in (first, second, third) and pid())
+    finally:
+        sup.stop()
+        thread.join(timeout=10)
+    delays = [m.rsplit(" ", 1)[1] for m in messages if "restarting in" in m]
+    assert delays == ["0.1s", "0.2s", "0.1s"]
+    assert not thread.is_alive()
+    assert not any(running(p) for p in (first, second, third))
+    assert sup.children["a"].restarts == 3
