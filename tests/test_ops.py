@@ -272,3 +272,19 @@ def test_dispatch_command_stops_on_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert "dispatch failed (ConnectionError" in proc.stderr.read()
+
+
+# --- seeding -----------------------------------------------------------------------------
+def test_seed_scale_twice_on_one_day_adds_rows_with_new_batch_numbers(app):
+    from sqlalchemy import func, select
+
+    from portal.extensions import db
+    from portal.models import SyncTask
+
+    runner = app.test_cli_runner()
+    for _ in range(2):
+        result = runner.invoke(args=["seed", "--scale", "50"])
+        assert result.exit_code == 0, result.output
+        assert "50 tasks rows" in result.output
+    assert db.session.scalar(select(func.count()).select_from(SyncTask)) == 100
+    assert db.session.scalar(select(func.count(func.distinct(SyncTask.batch_no)))) == 100
