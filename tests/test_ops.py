@@ -12,6 +12,7 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -288,3 +289,83 @@ def test_seed_scale_twice_on_one_day_adds_rows_with_new_batch_numbers(app):
         assert "50 tasks rows" in result.output
     assert db.session.scalar(select(func.count()).select_from(SyncTask)) == 100
     assert db.session.scalar(select(func.count(func.distinct(SyncTask.batch_no)))) == 100
+
+
+# --- export ------------------------------------------------------------------------------
+EXPORT_NAME = re.compile(r"数据同步日志_\d{8}_\d{6}\.xlsx")
+
+
+def test_export_filename_is_stamped_in_beijing_time(app):
+    from datetime import datetime
+
+    from portal.sync_logs.export import export_filename
+
+    assert export_filename(datetime(2026, 11, 22, 16, 5, 9)) == "数据同步日志_20261123_000509.xlsx"
+    assert EXPORT_NAME.fullmatch(export_filename())
+
+
+def _exported_task():
+    from datetime import datetime
+
+    from portal.extensions import db
+    from tests.sync_helpers import make_task
+
+    task = make_task("ORG01", "failed", error="税局繁忙")
+    task.created_at, task.updated_at = datetime(2026, 11, 22, 16, 5, 9), datetime(2026, 11, 22, 16, 6, 0)
+    task.last_retry_at = datetime(2026, 11, 22, 1, 2, 3)
+    db.session.commit()
+    return task
+
+
+def _assert_typed_cells_and_widths(data: bytes, task):
+    import io
+    from datetime import datetime
+
+    from openpyxl import load_workbook
+
+    from portal.sync_logs.export import HEADERS
+
+    ws = load_workbook(io.BytesIO(data)).active
+    header = [c.value for c in ws[1]]
+    assert header == HEADERS
+    row = {h: c for h, c in zip(header, ws[2])}
+    assert row["下载批次号"].value == task.batch_no
+    for name, expected in [("创建时间", datetime(2026, 11, 23, 0, 5, 9)),  # Beijing = UTC+8
+                           ("更新时间", datetime(2026, 11, 23, 0, 6, 0)),
+                           ("最后重试时间", datetime(2026, 11, 22, 9, 2, 3))]:
+        assert row[name].is_date and row[name].value == expected, name
+        assert row[name].number_format == "yyyy-mm-dd hh:mm:ss"
+    for name, expected in [("下载开始时间", task.start_date), ("下载结束时间", task.end_date)]:
+        assert row[name].is_date and row[name].value.date() == expected, name
+        assert row[name].number_format == "yyyy-mm-dd"
+    widths = {h: ws.column_dimensions[c.column_letter].width for h, c in zip(header, ws[1])}
+    assert all(w >= 8 for w in widths.values()), widths
+    assert widths["错误描述"] > widths["通道"] and widths["创建时间"] >= 19
+
+
+def test_export_has_real_date_cells_and_column_widths(demo, auth):
+    task = _exported_task()
+    auth.login("kaipiao1")
+    r = auth.post("/sync-logs/export", {"ids": [str(task.id)]}, page="/sync-logs/")
+    assert r.status_code == 200
+    _assert_typed_cells_and_widths(r.data, task)
+
+
+def test_background_export_file_is_named_with_its_beijing_timestamp(demo, auth):
+    from sqlalchemy import select
+
+    from portal.extensions import db
+    from portal.models import JobRun
+    from tests.sync_helpers import run_worker
+
+    demo.config["EXPORT_SYNC_LIMIT"] = 0  # every export runs as a job
+    task = _exported_task()
+    auth.login("kaipiao1")
+    auth.post("/sync-logs/export", {"select_all": "1", "filters": ""}, page="/sync-logs/")
+    run_worker()
+    job = db.session.scalar(select(JobRun))
+    assert job.status == "done" and EXPORT_NAME.fullmatch(os.path.basename(job.result_file))
+    r = auth.client.get(f"/jobs/{job.id}/file")
+    assert r.status_code == 200
+    assert EXPORT_NAME.search(unquote(r.headers["Content-Disposition"]))
+    _assert_typed_cells_and_widths(r.data, task)
