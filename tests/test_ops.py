@@ -369,3 +369,44 @@ def test_background_export_file_is_named_with_its_beijing_timestamp(demo, auth):
     assert r.status_code == 200
     assert EXPORT_NAME.search(unquote(r.headers["Content-Disposition"]))
     _assert_typed_cells_and_widths(r.data, task)
+
+
+# --- favicon, home -----------------------------------------------------------------------
+def test_favicon_is_served_at_the_root_and_linked_from_every_page(client):
+    import io
+
+    from PIL import Image
+
+    r = client.get("/favicon.ico")
+    assert r.status_code == 200 and r.mimetype.startswith("image/")
+    icon = Image.open(io.BytesIO(r.data))
+    assert icon.format == "ICO" and (32, 32) in icon.info["sizes"]
+    page = client.get("/login").get_data(as_text=True)
+    link = re.search(r'<link rel="icon" href="([^"]+)">', page)
+    assert link and client.get(link.group(1)).status_code == 200
+
+
+def test_home_shows_the_f17008_module_as_coming_not_as_a_dead_link(demo, auth):
+    from portal.templating import nav_url
+
+    auth.login("zhuguan")
+    page = auth.client.get("/").get_data(as_text=True)
+    assert 'href="#"' not in page
+    assert re.search(r'<a class="card" href="/sync-logs/"><strong>数据同步日志查询</strong>', page)
+    with demo.test_request_context():
+        issuing = nav_url("issuing.index")
+    if issuing:  # the F17008 module has landed: its card is a real link
+        assert f'<a class="card" href="{issuing}"><strong>开票过程监控</strong>' in page
+    else:
+        soon = re.search(r'<div class="card card-soon"[^>]*><strong>([^<]+)</strong><small>F17008', page)
+        assert soon and soon.group(1) == "开票过程监控（即将上线）"
+
+
+def test_a_module_card_without_its_blueprint_says_it_is_coming(app):
+    from flask import render_template_string
+
+    with app.test_request_context("/"):
+        html = render_template_string(
+            "{% from 'home.html' import module_card with context %}"
+            "{{ module_card('not_installed.index', '模块', 'F00000', '说明', '模块（即将上线）') }}")
+    assert "<a" not in html and 'class="card card-soon"' in html and "模块（即将上线）" in html
