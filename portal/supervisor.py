@@ -4,10 +4,16 @@ keep running, and only Ctrl-C / SIGTERM stops everything.
 A child that dies is started again after a delay that doubles on every quick crash
 (1 s, 2 s, 4 s … capped at 30 s) so a child that cannot start does not spin the CPU;
 once a child has stayed up for a while (60 s) its next crash starts the count again.
+
+Each child leads its own process group, so what it started itself (the RQ worker's
+scheduler process, gunicorn's workers) is terminated with it instead of living on as an
+orphan that still holds the scheduler lock. Ctrl-C reaches only the supervisor, which
+then stops the children in order.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import signal
 import subprocess
@@ -49,8 +55,19 @@ class Supervisor:
         self.stopping = False
 
     # --- lifecycle ------------------------------------------------------------------------
+    @staticmethod
+    def _signal_group(pgid: int, sig: int) -> bool:
+        """Send `sig` to what is left of a child's process group; False when none is left."""
+        try:
+            os.killpg(pgid, sig)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
+
     def _spawn(self, child: Child) -> None:
-        child.proc = subprocess.Popen(child.command, env=self.env, cwd=self.cwd)
+        if child.proc is not None:  # leftovers of the previous run had the backoff to exit
+            self._signal_group(child.proc.pid, signal.SIGKILL)
+        child.proc = subprocess.Popen(child.command, env=self.env, cwd=self.cwd, process_group=0)
         child.started_at = time.monotonic()
         child.restart_at = None
         self.log(f"started {child.name} (pid {child.proc.pid})")
@@ -76,6 +93,7 @@ class Supervisor:
                 child.restart_at = now + delay
                 self.log(f"{child.name} (pid {child.proc.pid}) exited with {code}; "
                          f"restarting in {delay:g}s")
+                self._signal_group(child.proc.pid, signal.SIGTERM)  # its orphans go too
             if child.restart_at is not None and now >= child.restart_at:
                 child.restarts += 1
                 self._spawn(child)
@@ -100,6 +118,14 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        groups = [c.proc.pid for c in self.children.values() if c.proc is not None]
+        for pgid in groups:
+            self._signal_group(pgid, signal.SIGTERM)
+        grace = time.monotonic() + 2.0
+        while time.monotonic() < grace and any(self._signal_group(g, 0) for g in groups):
+            time.sleep(0.05)
+        for pgid in groups:
+            self._signal_group(pgid, signal.SIGKILL)
         self.log("all children stopped")
 
     def run(self, install_signals: bool = True) -> None:

@@ -68,6 +68,16 @@ class SupervisorProcess:
             return pids and pids[-1] != other_than and pids[-1]
         return wait_for(find)
 
+    def close(self):
+        """Stop it the normal way, so its children do not outlive the test."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
     def log_has(self, text: str) -> bool:
         self._drain()
         return any(text in line for line in self.lines)
@@ -79,9 +89,7 @@ def supervised():
                             "worker=" + " ".join(map(repr, SLEEPER)),
                             "dispatcher=" + " ".join(map(repr, SLEEPER)))
     yield sup
-    if sup.proc.poll() is None:
-        sup.proc.kill()
-        sup.proc.wait()
+    sup.close()
 
 
 def test_a_killed_child_is_restarted_and_the_others_keep_running(supervised):
@@ -106,6 +114,28 @@ def test_sigterm_stops_the_supervisor_and_every_child(supervised):
     assert supervised.proc.wait(timeout=15) == 0
     assert not any(running(pid) for pid in pids)
     assert supervised.log_has("all children stopped")
+
+
+def test_what_a_crashed_child_started_goes_with_it(tmp_path):
+    """The RQ worker forks a scheduler: killing the worker must not leave it orphaned."""
+    pidfile = tmp_path / "grandchild.pid"
+    command = f"sh -c 'sleep 120 & echo $! > {pidfile}; wait'"
+    sup = SupervisorProcess("--backoff-initial", "0.2", f"worker={command}")
+    try:
+        worker = sup.pid_of("worker")
+        grandchild = wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() and
+                              int(pidfile.read_text()))
+        pidfile.unlink()
+        os.kill(worker, signal.SIGKILL)
+        sup.pid_of("worker", other_than=worker)
+        wait_for(lambda: not running(grandchild), timeout=5)
+        second = wait_for(lambda: pidfile.exists() and pidfile.read_text().strip() and
+                          int(pidfile.read_text()))
+        sup.proc.send_signal(signal.SIGTERM)
+        assert sup.proc.wait(timeout=15) == 0
+        wait_for(lambda: not running(second), timeout=5)
+    finally:
+        sup.close()
 
 
 def test_backoff_doubles_from_one_second_up_to_thirty():
