@@ -67,7 +67,15 @@ class Supervisor:
     def _spawn(self, child: Child) -> None:
         if child.proc is not None:  # leftovers of the previous run had the backoff to exit
             self._signal_group(child.proc.pid, signal.SIGKILL)
-        child.proc = subprocess.Popen(child.command, env=self.env, cwd=self.cwd, process_group=0)
+        try:
+            child.proc = subprocess.Popen(child.command, env=self.env, cwd=self.cwd, process_group=0)
+        except OSError as exc:  # e.g. the program is missing: try again later, keep the others
+            child.proc = None
+            delay = backoff_delay(child.failures, self.backoff_initial, self.backoff_max)
+            child.failures += 1
+            child.restart_at = time.monotonic() + delay
+            self.log(f"could not start {child.name}: {exc}; retrying in {delay:g}s")
+            return
         child.started_at = time.monotonic()
         child.restart_at = None
         self.log(f"started {child.name} (pid {child.proc.pid})")

@@ -440,3 +440,20 @@ def test_a_module_card_without_its_blueprint_says_it_is_coming(app):
             "{% from 'home.html' import module_card with context %}"
             "{{ module_card('not_installed.index', '模块', 'F00000', '说明', '模块（即将上线）') }}")
     assert "<a" not in html and 'class="card card-soon"' in html and "模块（即将上线）" in html
+
+
+def test_a_child_that_cannot_start_is_retried_without_stopping_the_others():
+    messages: list[str] = []
+    sup = Supervisor({"missing": ["/nonexistent/program"], "web": SLEEPER}, backoff_initial=0.05,
+                     poll_interval=0.02, stop_timeout=5, log=messages.append)
+    thread = threading.Thread(target=sup.run, kwargs={"install_signals": False}, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: sum("could not start missing" in m for m in messages) >= 3)
+        web = sup.children["web"].proc
+        assert web is not None and web.poll() is None
+    finally:
+        sup.stop()
+        thread.join(timeout=10)
+    assert not thread.is_alive() and not running(web.pid)
+    assert "retrying in 0.05s" in messages[0] and "retrying in 0.1s" in " ".join(messages)
