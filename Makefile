@@ -14,7 +14,8 @@ $(VENV)/.installed: requirements.txt
 
 install: $(VENV)/.installed
 
-## make run: migrate, seed demo data into an empty database, start web + worker + cron + sandbox
+## make run: migrate, seed demo data into an empty database, start web + worker + dispatcher + sandbox
+## (crashed processes are restarted; Ctrl-C stops all)
 run: install
 	$(FLASK) db upgrade
 	$(FLASK) seed

@@ -56,7 +56,7 @@ def export_tasks(job_id: int, filters: str, ids: list[int] | None) -> None:
         job.total = views.count_for_export(stmt)
         db.session.commit()
         os.makedirs(current_app.config["EXPORT_DIR"], exist_ok=True)
-        path = os.path.join(current_app.config["EXPORT_DIR"], f"数据同步日志_{job.id}.xlsx")
+        path = os.path.join(current_app.config["EXPORT_DIR"], str(job.id), export.export_filename())
         n = export.write_xlsx(stmt, path, progress=lambda done: job.step(done))
         job.result_file, job.done, job.status = path, n, "done"
         job.message = f"已导出 {n} 条"

@@ -54,6 +54,11 @@ def create_app(config: dict | None = None) -> Flask:
     cli.init_app(app)
     app.after_request(ui.attach_toasts)
 
+    @app.route("/favicon.ico")
+    def favicon():
+        """Browsers ask for /favicon.ico on every page, whatever the <link rel="icon"> says."""
+        return app.send_static_file("favicon.ico")
+
     @app.after_request
     def security_headers(response):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")

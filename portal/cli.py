@@ -1,10 +1,11 @@
-"""Flask CLI: `flask seed`, `flask serve` (the whole portal on one machine)."""
+"""Flask CLI: `flask seed`, `flask serve` (the whole portal on one machine), `flask dispatch`."""
 from __future__ import annotations
 
+import logging
 import os
 import signal
-import subprocess
 import sys
+import threading
 import time
 
 import click
@@ -18,6 +19,7 @@ from portal.extensions import db
 def init_app(app):
     app.cli.add_command(seed_command)
     app.cli.add_command(serve_command)
+    app.cli.add_command(dispatch_command)
 
 
 @click.command("seed")
@@ -46,8 +48,14 @@ def seed_command(scale: int, what: str):
 @click.option("--web-workers", default=2, show_default=True)
 @with_appcontext
 def serve_command(port: int, sandbox_port: int, web_workers: int):
-    """Run web + RQ worker (with scheduler) + RQ cron dispatcher + sandbox until Ctrl-C."""
+    """Run web + RQ worker (with scheduler) + plan dispatcher + sandbox until Ctrl-C.
+
+    A child that crashes is restarted with backoff (portal.supervisor); only Ctrl-C or
+    SIGTERM stops everything, and then the embedded Redis too.
+    """
+    from portal.config import ROOT
     from portal.redis_conn import get_redis
+    from portal.supervisor import Supervisor
 
     cfg = current_app.config
     get_redis().ping()  # starts the embedded Redis when REDIS_URL is unset
@@ -62,41 +70,33 @@ def serve_command(port: int, sandbox_port: int, web_workers: int):
                     "--db", sandbox_db],
         "worker": [os.path.join(bindir, "rq"), "worker", "--with-scheduler", "--url", cfg["REDIS_URL"],
                    cfg["RQ_QUEUE"]],
-        "cron": [os.path.join(bindir, "rq"), "cron", "--url", cfg["REDIS_URL"], "jobs/cron_config.py"],
+        "dispatcher": [os.path.join(bindir, "flask"), "--app", "app", "dispatch"],
         "web": [os.path.join(bindir, "gunicorn"), "-w", str(web_workers), "--threads", "4",
                 "-b", f"127.0.0.1:{port}", "--access-logfile", "-", "app:app"],
     }
-    procs = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
+    supervisor = Supervisor(commands, env=env, cwd=str(ROOT))
     click.echo("")
     click.echo(f"  发票云 Fapiao Portal: http://127.0.0.1:{port}/")
     click.echo(f"  税局沙箱 sandbox:     http://127.0.0.1:{sandbox_port}/")
     click.echo(f"  演示账号 demo logins (password {seeding.DEMO_PASSWORD}):")
     for username, name, role, orgs, _ in seeding.USERS:
         click.echo(f"    {username:10s} {name}（{role}）{' '.join(orgs)}")
-    click.echo("  Ctrl-C stops everything.\n")
-
-    stopping = False
-
-    def stop(*_):
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    click.echo("  Ctrl-C stops everything; a crashed process is restarted.\n")
     try:
-        while not stopping:
-            for name, proc in procs.items():
-                if proc.poll() is not None:
-                    click.echo(f"{name} exited with {proc.returncode}; stopping", err=True)
-                    stopping = True
-            time.sleep(0.5)
+        supervisor.run()
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
         db.session.remove()
+
+
+@click.command("dispatch")
+@click.option("--interval", default=60.0, show_default=True, help="Seconds between ticks.")
+@with_appcontext
+def dispatch_command(interval: float):
+    """Enqueue due 调度计划 every minute; survives Redis/database outages, stops on SIGTERM/Ctrl-C."""
+    from jobs.dispatcher import run_dispatcher
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    run_dispatcher(interval=interval, stop=stop)

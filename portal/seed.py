@@ -94,6 +94,9 @@ def seed_sync_tasks(n: int, chunk: int = 20000) -> None:
     types, sync_types = [t.value for t in DownloadType], [t.value for t in SyncType]
     start = clock.now() - timedelta(days=730)
     stamp = clock.now().strftime("%Y%m%d")
+    # Number on from the highest id: a second run the same day gets new batch numbers
+    # (every earlier seeded number is at most its row's id).
+    first = (db.session.scalar(select(func.max(SyncTask.id))) or 0) + 1
     done = 0
     while done < n:
         rows = []
@@ -105,7 +108,7 @@ def seed_sync_tasks(n: int, chunk: int = 20000) -> None:
             day = created.date().replace(day=1)
             count = rnd.randint(0, 300)
             rows.append(dict(
-                batch_no=f"BK{stamp}{k:010d}", org_id=org_id, status=status,
+                batch_no=f"BK{stamp}{first + k:010d}", org_id=org_id, status=status,
                 download_type=rnd.choice(types), sync_type=rnd.choice(sync_types),
                 start_date=day, end_date=created.date(), success_count=count if status == "success" else 0,
                 invoice_count=count, error="税局繁忙，请稍后再试" if status in ("failed", "apply_failed") else "",

@@ -1,8 +1,0 @@
-"""`rq cron jobs/cron_config.py`: one tick a minute; the plans themselves live in the database."""
-import os
-
-from rq import cron
-
-from jobs.plans import dispatch
-
-cron.register(dispatch, queue_name=os.environ.get("RQ_QUEUE", "portal"), interval=60)
