@@ -1,4 +1,4 @@
-"""调度计划: plans stored in the database, dispatched by the RQ cron tick every minute.
+"""调度计划: plans stored in the database, dispatched every minute by `flask dispatch`.
 
 Admins edit plans on the 调度计划 page; the dispatcher reads them from the database on
 every tick, so an edit takes effect without restarting anything. Claiming a due plan
@@ -72,21 +72,24 @@ def dispatch_due() -> list[str]:
             continue
         if plan.next_run_at > now:
             continue
+        was = dict(next_run_at=plan.next_run_at, last_run_at=plan.last_run_at)
         claimed = db.session.execute(update(SchedulePlan).where(
             SchedulePlan.id == plan.id, SchedulePlan.next_run_at == plan.next_run_at).values(
             next_run_at=next_run(plan, now), last_run_at=now)
             .execution_options(synchronize_session=False)).rowcount
         db.session.commit()
-        if claimed:
-            enqueue(run_plan, plan.id)
-            enqueued.append(plan.code)
+        if not claimed:
+            continue
+        try:
+            enqueue(run_plan, plan.id, queue="background")
+        except Exception:
+            # Redis went away between the claim and the enqueue: give the run back, so the
+            # next tick takes it instead of losing it.
+            db.session.execute(update(SchedulePlan).where(SchedulePlan.id == plan.id).values(**was))
+            db.session.commit()
+            raise
+        enqueued.append(plan.code)
     return enqueued
-
-
-@app_job
-def dispatch() -> list[str]:
-    """The one cron entry (jobs/cron_config.py): every minute."""
-    return dispatch_due()
 
 
 @app_job

@@ -342,3 +342,25 @@ def test_create_page_without_the_grant_answers_the_buttons_no_permission_message
     auth.login("kaipiao2")
     r = auth.client.get("/sync-logs/new", follow_redirects=True)
     assert r.status_code == 200 and "您没有「新增下载任务」的权限，请联系管理员授权" in r.get_data(as_text=True)
+
+
+def test_a_plan_run_whose_enqueue_fails_is_given_back_not_lost(env, monkeypatch):
+    from datetime import timedelta
+    from redis.exceptions import ConnectionError as RedisDown
+    from jobs import plans
+
+    plan = db.session.scalar(select(SchedulePlan).where(SchedulePlan.code == "sim_SyncTaskWatchdog"))
+    due = clock.now() - timedelta(seconds=1)
+    plan.next_run_at = due
+    db.session.commit()
+
+    def redis_down(*args, **kwargs):
+        raise RedisDown("Redis went away")
+
+    monkeypatch.setattr(plans, "enqueue", redis_down)
+    with pytest.raises(RedisDown):
+        plans.dispatch_due()
+    monkeypatch.undo()
+    db.session.expire_all()
+    assert db.session.get(SchedulePlan, plan.id).next_run_at == due
+    assert plans.dispatch_due() == ["sim_SyncTaskWatchdog"]

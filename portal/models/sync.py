@@ -340,7 +340,7 @@ class PoolInvoice(db.Model):
 
 
 class SchedulePlan(db.Model):
-    """调度计划 — a recurring job, edited by admins, dispatched by the RQ cron tick."""
+    """调度计划 — a recurring job, edited by admins, dispatched every minute by `flask dispatch`."""
     __tablename__ = "schedule_plans"
 
     id: Mapped[int] = mapped_column(primary_key=True)
