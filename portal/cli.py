@@ -22,15 +22,24 @@ def init_app(app):
     app.cli.add_command(dispatch_command)
 
 
+def sandbox_database_url(cfg) -> str:
+    return os.environ.get("SANDBOX_DATABASE_URL", f"sqlite:///{os.path.join(cfg['INSTANCE_DIR'], 'sandbox.db')}")
+
+
 @click.command("seed")
 @click.option("--scale", type=int, default=0, help="Also generate N bulk rows for benchmarks.")
 @click.option("--what", type=click.Choice(["audit", "tasks"]), default="tasks",
               help="Which table --scale fills.")
 @with_appcontext
 def seed_command(scale: int, what: str):
-    """Demo organisations and users (only into an empty database)."""
-    if seeding.seed_demo(current_app.config["SANDBOX_URL"]):
-        click.echo("demo data created")
+    """Demo organisations, users and download tasks (only into an empty database)."""
+    from portal.demo import seed_download_tasks
+
+    cfg = current_app.config
+    if seeding.seed_demo(cfg["SANDBOX_URL"]):
+        counts = seed_download_tasks(cfg["SANDBOX_URL"], sandbox_database_url(cfg))
+        click.echo("demo data created; download tasks by status: "
+                   + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     else:
         click.echo("users exist: demo data left as it is")
     if scale:
@@ -63,8 +72,7 @@ def serve_command(port: int, sandbox_port: int, web_workers: int):
     env.setdefault("DATABASE_URL", cfg["SQLALCHEMY_DATABASE_URI"])
     py = sys.executable
     bindir = os.path.dirname(py)
-    sandbox_db = os.environ.get("SANDBOX_DATABASE_URL",
-                                f"sqlite:///{os.path.join(cfg['INSTANCE_DIR'], 'sandbox.db')}")
+    sandbox_db = sandbox_database_url(cfg)
     commands = {
         "sandbox": [py, "-m", "portal.sandbox", "--host", "127.0.0.1", "--port", str(sandbox_port),
                     "--db", sandbox_db],

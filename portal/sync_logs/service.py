@@ -79,7 +79,7 @@ def claim_request(org_id: int, download_type: str, start: date, end: date) -> bo
     stmt = stmt.on_conflict_do_update(
         index_elements=["org_id", "download_type", "start_date", "end_date"],
         set_={"requested_at": now}, where=SyncRequestClaim.requested_at <= limit)
-    return db.session.execute(stmt).rowcount == 1
+    return db.session.execute(stmt.returning(SyncRequestClaim.org_id)).first() is not None
 
 
 def _deduction_refused(org: Organization, download_type: str) -> bool:
