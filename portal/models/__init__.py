@@ -6,3 +6,4 @@ from portal.models.audit import AuditLog  # noqa: F401
 from portal.models.job import JobRun  # noqa: F401
 from portal.models.sync import (SyncTask, SyncTaskInvoice, PoolInvoice, SchedulePlan,  # noqa: F401
                                 SyncStatus, SyncType)
+from portal.models.preference import TablePreference  # noqa: F401
