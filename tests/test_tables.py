@@ -329,16 +329,17 @@ def test_column_choice_is_stored_per_user_and_used_on_the_next_visit(demo, auth,
     from tests.sync_helpers import make_task
     make_task("ORG01", "failed", error="税局繁忙")
     auth.login("admin")
-    assert "通道" in _headers(client.get("/sync-logs/").get_data(as_text=True))
-    r = auth.post("/table-columns/sync-table", {"cols": ["sync_type"], "next": "/sync-logs/?status=failed"},
-                  page="/sync-logs/")
+    headers = _headers(client.get("/sync-logs/").get_data(as_text=True))
+    assert "通道" not in headers and "同步类型" not in headers and "错误描述" in headers
+    r = auth.post("/table-columns/sync-table", {"cols": ["sync_type", "channel"],
+                                                "next": "/sync-logs/?status=failed"}, page="/sync-logs/")
     assert r.status_code == 303 and r.headers["Location"] == "/sync-logs/?status=failed"
     headers = _headers(client.get("/sync-logs/").get_data(as_text=True))
-    assert "同步类型" in headers and "通道" not in headers and "下载批次号" in headers
+    assert "同步类型" in headers and "通道" in headers and "下载批次号" in headers
     client.post("/logout", data={"csrf_token": auth.token()})
     auth.login("zhuguan")  # another user keeps the defaults
     headers = _headers(client.get("/sync-logs/").get_data(as_text=True))
-    assert "通道" in headers and "同步类型" not in headers
+    assert "通道" not in headers and "同步类型" not in headers
 
 
 def test_restoring_default_columns_forgets_the_choice(demo, auth, client):
@@ -346,9 +347,10 @@ def test_restoring_default_columns_forgets_the_choice(demo, auth, client):
     auth.login("admin")
     auth.post("/table-columns/sync-table", {"cols": ["sync_type"], "next": "/sync-logs/"}, page="/sync-logs/")
     assert db.session.scalar(select(TablePreference)) is not None
+    assert "同步类型" in _headers(client.get("/sync-logs/").get_data(as_text=True))
     auth.post("/table-columns/sync-table", {"reset": "1", "next": "/sync-logs/"}, page="/sync-logs/")
     assert db.session.scalar(select(TablePreference)) is None
-    assert "通道" in _headers(client.get("/sync-logs/").get_data(as_text=True))
+    assert "同步类型" not in _headers(client.get("/sync-logs/").get_data(as_text=True))
 
 
 def test_essential_columns_cannot_be_hidden_by_a_crafted_post(demo, auth, client):
@@ -383,8 +385,11 @@ def test_column_settings_need_a_login(demo, client):
 def test_column_settings_page_works_without_javascript(demo, auth, client):
     auth.login("admin")
     html = client.get("/table-columns/sync-table?next=/sync-logs/").get_data(as_text=True)
+    assert re.search(r'name="cols" value="channel" >', html)
+    assert re.search(r'name="cols" value="updated_at" >', html)
+    auth.post("/table-columns/sync-table", {"cols": ["channel"], "next": "/sync-logs/"}, page="/sync-logs/")
+    html = client.get("/table-columns/sync-table?next=/sync-logs/").get_data(as_text=True)
     assert re.search(r'name="cols" value="channel" checked', html)
-    assert re.search(r'name="cols" value="sync_type" >', html)
     assert 'name="cols" value="batch_no"' not in html
     assert 'name="next" value="/sync-logs/"' in html
 
@@ -397,7 +402,9 @@ def test_long_text_is_shortened_with_the_full_text_on_hover(demo, auth, client):
     auth.login("admin")
     html = client.get("/sync-logs/").get_data(as_text=True)
     assert f'title="{long_error}"' in html
-    assert f">{long_error[:11]}…</span>" in html
+    from portal.sync_logs.views import SYNC_TABLE
+    keep = next(c for c in SYNC_TABLE.columns if c.key == "error").max_chars - 1
+    assert f">{long_error[:keep]}…</span>" in html
     assert long_error in client.get(f"/sync-logs/{task.id}").get_data(as_text=True)
 
 
