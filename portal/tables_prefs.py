@@ -26,7 +26,7 @@ def safe_next(url: str | None) -> str:
     """Only a path on this site: `next` comes from the form, so never an open redirect."""
     url = (url or "").strip()
     parts = urlsplit(url)
-    if not url.startswith("/") or url.startswith("//") or "\\" in url or parts.scheme or parts.netloc:
+    if not url.startswith("/") or "\\" in url or parts.scheme or parts.netloc:
         return "/"
     return url
 

@@ -439,3 +439,39 @@ def test_a_column_may_name_a_macro_from_another_template(app):
         page = table.page(db.session, select(AuditLog), {})
         html = render_template_string('{% include "_partials/table.html" %}', page=page)
         assert "<b>风险&lt;提示&gt;!</b>" in html
+
+
+def test_a_concurrent_first_save_of_the_same_table_becomes_an_update(demo):
+    """Two tabs (or a double click) saving the first choice at once: the loser of the
+    unique (user, table) race updates the winner's row instead of failing."""
+    from sqlalchemy import event
+    from portal.models import TablePreference, User
+    uid = db.session.scalar(select(User.id).where(User.username == "admin"))
+    session = db.session()
+    raced = []
+
+    def other_tab_saves_first(*_):
+        if not raced:
+            raced.append(True)
+            with db.engine.begin() as conn:
+                conn.execute(insert(TablePreference).values(
+                    user_id=uid, table_id="sync-table", choices={"channel": False}, updated_at=T0))
+
+    event.listen(session, "before_flush", other_tab_saves_first)
+    try:
+        TablePreference.save(session, uid, "sync-table", {"channel": True})
+    finally:
+        event.remove(session, "before_flush", other_tab_saves_first)
+    assert raced
+    prefs = db.session.scalars(select(TablePreference)).all()
+    assert len(prefs) == 1 and prefs[0].choices == {"channel": True}
+
+
+def test_a_stray_last_flag_beside_a_cursor_is_ignored(app):
+    _rows()
+    with app.test_request_context("/"):
+        first = AUDIT_TABLE.page(db.session, select(AuditLog), {"size": "20"})
+        args = {"size": "20", "after": first.next_cursor, "page": "2"}
+        second = AUDIT_TABLE.page(db.session, select(AuditLog), args)
+        stray = AUDIT_TABLE.page(db.session, select(AuditLog), {**args, "last": "1"})
+        assert _ids(stray) == _ids(second) and stray.number == 2

@@ -157,6 +157,8 @@ def test_hidden_and_shown_columns_are_remembered_across_logins(browser, live_ser
     expect(page.locator("#sync-table thead th", has_text="同步类型")).to_have_count(1)
     assert "通道" in headers(page)
     assert page.evaluate("window.__samePage") is True  # htmx swapped the table in place
+    expect(page.locator("nav.sidenav")).to_have_count(1)  # ... with the fragment, not a page
+    expect(page.locator("form.filters")).to_have_count(1)
     context.close()
 
     context, page = fresh_login()  # a new login (new cookies) keeps the choice
