@@ -475,3 +475,11 @@ def test_a_stray_last_flag_beside_a_cursor_is_ignored(app):
         second = AUDIT_TABLE.page(db.session, select(AuditLog), args)
         stray = AUDIT_TABLE.page(db.session, select(AuditLog), {**args, "last": "1"})
         assert _ids(stray) == _ids(second) and stray.number == 2
+
+
+def test_a_badge_without_a_tone_has_no_tone_class(demo, auth, client):
+    from tests.sync_helpers import make_task
+    make_task("ORG01", "voided")
+    auth.login("admin")
+    html = client.get("/sync-logs/").get_data(as_text=True)
+    assert '<span class="status">已作废</span>' in html

@@ -82,7 +82,7 @@ SYNC_TABLE = Table(
 INVOICE_TABLE = Table(
     "batch-invoices", SyncTaskInvoice.id,
     columns=[
-        Column("invoice_code", "发票代码", show=SHOWN),
+        Column("invoice_code", "发票代码", show=HIDDEN),  # empty for 数电 invoices
         Column("invoice_no", "发票号码", sort=SyncTaskInvoice.id),
         Column("direction", "进/销项", value=lambda i: "进项" if i.direction == "in" else "销项"),
         Column("issue_date", "开票日期"),
@@ -91,7 +91,7 @@ INVOICE_TABLE = Table(
         Column("total", "价税合计", css="num"),
         Column("bureau_status", "税局发票状态", show=SHOWN),
         Column("pool_status", "票池状态", value=lambda i: i.pool_invoice.status if i.pool_invoice else "",
-               show=HIDDEN),
+               show=SHOWN),
         Column("outcome", "处理结果", value=lambda i: i.outcome_label),
         Column("failure_reason", "失败原因", css="wrap"),
     ],
