@@ -8,7 +8,7 @@ from werkzeug.datastructures import MultiDict
 from portal.admin.routes import AUDIT_TABLE
 from portal.extensions import db
 from portal.models import AuditLog, SyncTask
-from portal.tables import Column, Filter, Table, Tabs
+from portal.tables import HIDDEN, SHOWN, Column, Filter, Table, Tabs
 
 T0 = datetime(2026, 1, 1)
 
@@ -288,8 +288,6 @@ def test_select_all_matching_ignores_a_leaked_select_page_flag(demo, auth, clien
 
 
 # --- columns: essential, optional, per-user choices -----------------------------------------
-from portal.tables import HIDDEN, SHOWN  # noqa: E402
-
 COLS = Table("cols-test", AuditLog.id, [
     Column("at", "时间", sort=AuditLog.at),
     Column("actor", "操作人", show=SHOWN),

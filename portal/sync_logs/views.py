@@ -36,7 +36,7 @@ SYNC_TABLE = Table(
         Column("org", "核算组织", value=lambda t: t.org.name, macro="truncate", max_chars=8),
         Column("status", "同步状态", value=_status_cell, macro="badge", css="narrow-wrap",
                tone=lambda t: {"success": "ok", "processing": "busy", "failed": "bad",
-                               "apply_failed": "bad", "voided": ""}.get(t.status, "warn")),
+                               "apply_failed": "bad", "voided": "", "no_data": ""}.get(t.status, "warn")),
         Column("download_type", "下载类型", value=lambda t: t.download_type_label),
         Column("start_date", "下载开始时间", sort=SyncTask.start_date),
         Column("end_date", "下载结束时间", sort=SyncTask.end_date),

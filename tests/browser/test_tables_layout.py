@@ -23,7 +23,12 @@ LONG_ERRORS = [
     "税局繁忙，请稍后再试",
     "RPA 登录已失效，请在税局电子税务局重新扫码登录后再手工重试本批次下载任务",
 ]
-SHOTS = os.environ.get("H2_SHOTS", "/tmp")
+SCREENSHOT_DIR = os.environ.get("SCREENSHOT_DIR")  # set it to look at the pages afterwards
+
+
+def screenshot(page, name: str):
+    if SCREENSHOT_DIR:
+        page.screenshot(path=os.path.join(SCREENSHOT_DIR, name), full_page=True)
 
 
 def demo_tasks():
@@ -47,10 +52,6 @@ def demo_tasks():
 
 def assert_fits(page, selector):
     box = page.locator(selector)
-    if os.environ.get("H2_DEBUG"):
-        page.screenshot(path=f"{SHOTS}/h2-debug.png", full_page=True)
-        print(page.locator(selector + " thead th").evaluate_all(
-            "els => els.map(e => e.innerText.trim() + ':' + Math.round(e.getBoundingClientRect().width))"))
     dims = box.evaluate("el => ({scroll: el.scrollWidth, client: el.clientWidth,"
                         " table: el.querySelector('table').scrollWidth})")
     assert dims["scroll"] <= dims["client"] and dims["table"] <= dims["client"], dims
@@ -87,7 +88,7 @@ def test_sync_log_list_fits_a_1366_screen_with_its_essential_columns(screen, log
     assert cell.get_attribute("title") == LONG_ERRORS[0]
     assert cell.inner_text().endswith("…") and len(cell.inner_text()) < len(LONG_ERRORS[0])
     assert len(tasks) == 24
-    screen.screenshot(path=f"{SHOTS}/h2-sync-list-1366.png", full_page=True)
+    screenshot(screen, "sync-list-1366.png")
     # and still when the browser draws a classic (non-overlay) scrollbar
     screen.set_viewport_size({**SCREEN, "width": SCREEN["width"] - CLASSIC_SCROLLBAR})
     assert_fits(screen, "#sync-table .table-scroll")
@@ -106,7 +107,7 @@ def test_every_optional_column_scrolls_inside_the_table_not_the_page(screen, log
     assert len(headers(screen)) == 15  # the tick box and all 14 columns
     page_width = screen.evaluate("document.scrollingElement.scrollWidth")
     assert page_width <= SCREEN["width"]
-    screen.screenshot(path=f"{SHOTS}/h2-sync-list-all-columns-1366.png", full_page=True)
+    screenshot(screen, "sync-list-all-columns-1366.png")
 
 
 def test_batch_detail_shows_the_whole_failure_reason_on_a_1366_screen(screen, login):
@@ -127,7 +128,7 @@ def test_batch_detail_shows_the_whole_failure_reason_on_a_1366_screen(screen, lo
     assert cell.inner_text().strip() == reason
     box = cell.bounding_box()
     assert box["x"] + box["width"] <= SCREEN["width"]
-    screen.screenshot(path=f"{SHOTS}/h2-batch-detail-1366.png", full_page=True)
+    screenshot(screen, "batch-detail-1366.png")
 
 
 def _settings(page):
@@ -153,6 +154,7 @@ def test_hidden_and_shown_columns_are_remembered_across_logins(browser, live_ser
     settings = _settings(page)
     settings.locator("input[name=cols][value=channel]").check()
     settings.locator("input[name=cols][value=sync_type]").check()
+    screenshot(page, "column-settings-open.png")
     settings.get_by_role("button", name="保存").click()
     expect(page.locator("#sync-table thead th", has_text="同步类型")).to_have_count(1)
     assert "通道" in headers(page)
