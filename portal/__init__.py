@@ -48,6 +48,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(admin_bp, url_prefix="/admin")
     from portal.sync_logs import bp as sync_logs_bp
     app.register_blueprint(sync_logs_bp, url_prefix="/sync-logs")
+    from portal.tables_prefs import bp as table_prefs_bp; app.register_blueprint(table_prefs_bp)
 
     from portal import templating, cli, ui
     templating.init_app(app)

@@ -10,6 +10,12 @@ turns the query string into one page of rows. It stays fast at any size:
 Filters live in the query string (bookmarkable). Full page and htmx fragment render from
 the same partial (``templates/_partials/table.html``). Bulk actions post either the ticked
 ids or ``select_all`` plus the filter, which the server re-runs (``Table.selection``).
+
+Lists must fit a 1366 px screen, so each column says whether it is essential (always
+shown) or optional (shown or hidden by default); each user's choice of optional columns
+is stored per table (``TablePreference``, edited through ``portal.tables_prefs``).
+Markup stays in templates: a column names a cell macro (``link``, ``truncate``,
+``badge`` in table.html, or ``"some/file.html:macro"``), never HTML built in Python.
 """
 from __future__ import annotations
 
@@ -21,10 +27,21 @@ from decimal import Decimal
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode
 
-from flask import current_app, request
+from flask import current_app, has_request_context, request
+from flask_login import current_user
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.sql import ColumnElement
 from werkzeug.datastructures import MultiDict
+
+
+# Column.show: whether a column is always there or the user may choose it.
+ESSENTIAL = "essential"  # always shown; cannot be hidden
+SHOWN = "shown"          # optional, shown until the user hides it
+HIDDEN = "hidden"        # optional, hidden until the user shows it
+
+# Query-string keys that say where we are or what is ticked, not what is filtered.
+PAGING_KEYS = ("after", "before", "last", "page")
+SELECT_PAGE_KEY = "sel"  # sel=page: render this page with every row ticked (no JS needed)
 
 
 @dataclass
@@ -35,6 +52,18 @@ class Column:
     value: Callable[[Any], Any] | None = None  # row → cell value (default: attribute `key`)
     href: Callable[[Any], str] | None = None   # row → link target
     css: str = ""
+    show: str = ESSENTIAL                      # ESSENTIAL | SHOWN | HIDDEN
+    macro: str | None = None                   # cell macro; None: the value (a link with href)
+    max_chars: int = 24                        # `truncate`: characters shown before "…"
+    tone: Callable[[Any], str] | None = None   # `badge`: row → ok | bad | busy | warn
+
+    def __post_init__(self):
+        if self.show not in (ESSENTIAL, SHOWN, HIDDEN):
+            raise ValueError(f"Column {self.key!r}: show must be essential, shown or hidden")
+
+    @property
+    def optional(self) -> bool:
+        return self.show != ESSENTIAL
 
     def cell(self, row):
         return self.value(row) if self.value else getattr(row, self.key)
@@ -45,7 +74,8 @@ class Filter:
     key: str
     label: str
     expr: ColumnElement
-    kind: str = "exact"  # exact | prefix | select | date_from | date_to | int
+    kind: str = "exact"  # exact | prefix | contains | select | date_from | date_to | int | flag
+    # flag: `expr` is a condition applied when the value is "1" (its only choice)
     choices: list[tuple[str, str]] | None = None
     placeholder: str = ""
     options: Callable[[], list[tuple[str, str]]] | None = None  # choices known per request
@@ -57,9 +87,10 @@ class Filter:
         raw = raw.strip()
         if not raw:
             return None
-        if self.kind == "prefix":
+        if self.kind in ("prefix", "contains"):
             escaped = raw.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            return self.expr.like(escaped + "%", escape="\\")
+            pattern = escaped + "%" if self.kind == "prefix" else "%" + escaped + "%"
+            return self.expr.like(pattern, escape="\\")
         if self.kind in ("date_from", "date_to"):
             try:
                 day = date.fromisoformat(raw)
@@ -71,6 +102,8 @@ class Filter:
             return self.expr <= (datetime.combine(day, time.max) if is_datetime else day)
         if self.kind == "int":
             return self.expr == int(raw) if raw.isdigit() else None
+        if self.kind == "flag":
+            return self.expr if raw == "1" else None
         if self.kind == "select" and self.choices and raw not in {v for v, _ in self.choices}:
             return None
         return self.expr == raw
@@ -141,6 +174,8 @@ class Page:
     total_capped: bool
     tab_counts: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)  # per-list context for the template
+    columns: list[Column] = field(default_factory=list)  # shown to this user, in order
+    choices: dict = field(default_factory=dict)          # this user's stored column choices
 
     @property
     def cap(self) -> int:
@@ -151,10 +186,15 @@ class Page:
         capped = self.total_capped if capped is None else capped
         return f"{self.cap}+" if capped else str(n)
 
+    @property
+    def page_selected(self) -> bool:
+        """sel=page: every row of this page is rendered ticked (select page without JS)."""
+        return self.args.get(SELECT_PAGE_KEY) == "page"
+
     def filter_args(self) -> MultiDict:
-        """The query string without paging: what 'select all matching' re-runs."""
+        """The query string without paging or ticks: what 'select all matching' re-runs."""
         return MultiDict([(k, v) for k, v in self.args.items(multi=True)
-                          if k not in ("after", "before", "last", "page") and v != ""])
+                          if k not in PAGING_KEYS and k != SELECT_PAGE_KEY and v != ""])
 
     def filter_query(self) -> str:
         return urlencode(list(self.filter_args().items(multi=True)))
@@ -167,6 +207,19 @@ class Page:
             if v is not None:
                 args[k] = v
         return request.path + ("?" + urlencode(list(args.items(multi=True))) if args else "")
+
+    def current_url(self, **changes) -> str:
+        """This very page (paging kept) with some keys changed, e.g. ``sel="page"``."""
+        args = MultiDict([(k, v) for k, v in self.args.items(multi=True)
+                          if k != SELECT_PAGE_KEY and v != ""])
+        for k, v in changes.items():
+            args.pop(k, None)
+            if v is not None:
+                args[k] = v
+        return request.path + ("?" + urlencode(list(args.items(multi=True))) if args else "")
+
+    def column_shown(self, column: Column) -> bool:
+        return any(c.key == column.key for c in self.columns)
 
     def sort_url(self, key: str) -> str:
         direction = "asc" if self.sort == key and self.direction == "desc" else "desc"
@@ -185,6 +238,8 @@ class Page:
 
 
 class Table:
+    registry: dict[str, "Table"] = {}  # dom id → table, for the column-settings routes
+
     def __init__(self, dom_id: str, id_col: ColumnElement, columns: list[Column],
                  filters: list[Filter] = (), tabs: Tabs | None = None,
                  actions: list[Action] = (), default_sort: str | None = None,
@@ -199,6 +254,34 @@ class Table:
         self.default_sort = default_sort or next(iter(self.sortable), None)
         self.default_dir = default_dir
         self.selectable = selectable
+        Table.registry[dom_id] = self
+
+    # --- columns ----------------------------------------------------------------
+    @property
+    def optional_columns(self) -> list[Column]:
+        return [c for c in self.columns if c.optional]
+
+    def visible_columns(self, choices: dict | None = None) -> list[Column]:
+        """Essential columns, plus optional ones the user chose (else their default)."""
+        choices = choices or {}
+        return [c for c in self.columns
+                if not c.optional or bool(choices.get(c.key, c.show == SHOWN))]
+
+    def clean_choices(self, shown_keys) -> dict[str, bool]:
+        """A submitted set of ticked optional columns → choices to store; essential
+        columns and unknown keys are not the user's to choose, so they are dropped."""
+        shown_keys = set(shown_keys)
+        return {c.key: c.key in shown_keys for c in self.optional_columns}
+
+    def user_choices(self, session, user=None) -> dict:
+        if not self.optional_columns:
+            return {}
+        if user is None and has_request_context():
+            user = current_user
+        if user is None or not getattr(user, "is_authenticated", False):
+            return {}
+        from portal.models.preference import TablePreference
+        return TablePreference.choices_for(session, user.id, self.dom_id)
 
     # --- filtering --------------------------------------------------------------
     def filtered(self, stmt: Select, args, with_tab: bool = True) -> Select:
@@ -210,6 +293,11 @@ class Table:
             stmt = stmt.where(self.tabs.expr == args.get(self.tabs.key))
         return stmt
 
+    def _exact_count(self, session, stmt: Select) -> int:
+        """Uncapped count: only for 末页, whose page number and tail need it."""
+        return session.scalar(select(func.count()).select_from(
+            stmt.with_only_columns(self.id_col).order_by(None).subquery()))
+
     def _bounded_count(self, session, stmt: Select) -> tuple[int, bool]:
         cap = current_app.config["TABLE_COUNT_CAP"]
         limited = stmt.with_only_columns(self.id_col).order_by(None).limit(cap + 1).subquery()
@@ -217,7 +305,9 @@ class Table:
         return min(n, cap), n > cap
 
     # --- one page ---------------------------------------------------------------
-    def page(self, session, base: Select, args=None) -> Page:
+    def page(self, session, base: Select, args=None, user=None) -> Page:
+        """One page for the query string `args`; columns follow `user`'s choices
+        (default: the logged-in user)."""
         args = MultiDict(args if args is not None else request.args)
         sizes = current_app.config["TABLE_PAGE_SIZES"]
         size = args.get("size", type=int) or current_app.config["TABLE_DEFAULT_PAGE_SIZE"]
@@ -231,17 +321,24 @@ class Table:
         key = (sort_expr, self.id_col)
         after = _decode(args.get("after", "")) if args.get("after") else None
         before = _decode(args.get("before", "")) if args.get("before") else None
-        last = args.get("last") == "1"
+        last = args.get("last") == "1" and not (after or before)
         forward = not (before or last)
+        limit, exact = size, None
+        if last:
+            # The last page holds what is left after full pages (2,003 rows → 3 rows on
+            # page 101), so its number and size need the exact, uncapped count.
+            exact = self._exact_count(session, stmt)
+            limit = exact % size or size
+            number = max((exact + size - 1) // size, 1)
         descending = (direction == "desc") == forward
         if after:
             stmt = stmt.where(self._beyond(key, after, direction == "desc"))
         elif before:
             stmt = stmt.where(self._beyond(key, before, direction != "desc"))
         order = [c.desc() if descending else c.asc() for c in key]
-        rows = list(session.scalars(stmt.order_by(*order).limit(size + 1)))
-        more = len(rows) > size
-        rows = rows[:size]
+        rows = list(session.scalars(stmt.order_by(*order).limit(limit + 1)))
+        more = len(rows) > limit
+        rows = rows[:limit]
         if not forward:
             rows.reverse()
 
@@ -249,23 +346,25 @@ class Table:
             has_next, has_prev = more, bool(after)
         else:
             has_next, has_prev = not last, more
-        if last:
-            total_for_last, _ = self._bounded_count(session, self.filtered(base, args))
-            number = max((total_for_last + size - 1) // size, 1)
 
         def cursor(row):
             return _encode([getattr(row, sort_key_attr(sort_expr)), getattr(row, sort_key_attr(self.id_col))])
 
-        total, capped = self._bounded_count(session, self.filtered(base, args))
+        if exact is not None:
+            total, capped = exact, False
+        else:
+            total, capped = self._bounded_count(session, self.filtered(base, args))
         tab_counts = {}
         if self.tabs:
             untabbed = self.filtered(base, args, with_tab=False)
             tab_counts[""] = self._bounded_count(session, untabbed)
             for value, _ in self.tabs.choices:
                 tab_counts[value] = self._bounded_count(session, untabbed.where(self.tabs.expr == value))
+        choices = self.user_choices(session, user)
         return Page(self, rows, args, sort, direction, size, number, has_next, has_prev,
                     cursor(rows[-1]) if rows else None, cursor(rows[0]) if rows else None,
-                    total, capped, tab_counts)
+                    total, capped, tab_counts, columns=self.visible_columns(choices),
+                    choices=choices)
 
     @staticmethod
     def _beyond(key, values, descending: bool):

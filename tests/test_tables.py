@@ -7,8 +7,8 @@ from werkzeug.datastructures import MultiDict
 
 from portal.admin.routes import AUDIT_TABLE
 from portal.extensions import db
-from portal.models import AuditLog
-from portal.tables import Column, Filter, Table, Tabs
+from portal.models import AuditLog, SyncTask
+from portal.tables import HIDDEN, SHOWN, Column, Filter, Table, Tabs
 
 T0 = datetime(2026, 1, 1)
 
@@ -82,11 +82,12 @@ def test_previous_page_returns_the_same_rows(app):
 
 
 def test_last_page_holds_the_tail(app):
+    """末页 is the page 'next' would reach: 45 rows at 20 a page → page 3 with 5 rows."""
     _rows()
     with app.test_request_context("/"):
         last = AUDIT_TABLE.page(db.session, select(AuditLog), {"size": "20", "last": "1"})
-        assert len(last.rows) == 20 and not last.has_next and last.has_prev
-        assert _ids(last)[-1] == 0 and last.number == 3
+        assert len(last.rows) == 5 and not last.has_next and last.has_prev
+        assert _ids(last) == _walk({"size": "20"})[40:] and last.number == 3
 
 
 def test_page_size_choice_and_unknown_size_falls_back(app):
@@ -173,3 +174,310 @@ def test_filter_links_keep_filters_in_the_query_string(demo, auth, client):
     auth.login("admin")
     html = client.get("/admin/audit?actor=user1&size=20").get_data(as_text=True)
     assert "actor=user1" in html  # sort links and pager keep the filter
+
+
+# --- 末页: the exact last page -------------------------------------------------------------
+def test_last_page_number_is_exact_beyond_the_count_cap(demo, auth, client):
+    """2,003 rows at 20 a page: 末页 is 第 101 页 with the last 3 rows, not 第 50 页
+    (the capped count of 1,000 would say 50)."""
+    _rows(2003)
+    auth.login("admin")
+    html = client.get("/admin/audit?size=20&last=1&object_type=t").get_data(as_text=True)
+    assert "第 101 页" in html
+    assert len(re.findall(r'<td class="">t</td>', html)) == 3  # object_type column
+    with app_request(client):
+        last = AUDIT_TABLE.page(db.session, select(AuditLog), {"size": "20", "last": "1", "object_type": "t"})
+        assert last.number == 101 and sorted(_ids(last)) == [0, 1, 2]
+        assert last.total == 2003 and not last.total_capped and last.count_label() == "2003"
+        before = AUDIT_TABLE.page(db.session, select(AuditLog),
+                                  {"size": "20", "before": last.prev_cursor, "page": "100", "object_type": "t"})
+        assert sorted(_ids(before)) == list(range(3, 23))
+
+
+def app_request(client):
+    return client.application.test_request_context("/")
+
+
+def test_last_page_with_no_rows_is_page_one(app):
+    with app.test_request_context("/"):
+        last = AUDIT_TABLE.page(db.session, select(AuditLog), {"last": "1"})
+        assert last.rows == [] and last.number == 1 and not last.has_prev
+
+
+# --- contains filter -----------------------------------------------------------------------
+def _reasons(*reasons):
+    db.session.execute(insert(AuditLog), [
+        dict(at=T0, actor="a", object_type="t", object_id=str(i), org_id=1, action="x",
+             from_state="", to_state="", reason=r) for i, r in enumerate(reasons)])
+    db.session.commit()
+
+
+CONTAINS = Table("contains-test", AuditLog.id, [Column("at", "时间", sort=AuditLog.at)],
+                 filters=[Filter("reason", "原因", AuditLog.reason, "contains"),
+                          Filter("reason_start", "原因", AuditLog.reason, "prefix")])
+
+
+def test_contains_filter_matches_text_anywhere(app):
+    _reasons("税局繁忙", "连接税局超时", "请到税局重新登录", "网络错误")
+    with app.test_request_context("/"):
+        assert CONTAINS.page(db.session, select(AuditLog), {"reason": "税局"}).total == 3
+        assert CONTAINS.page(db.session, select(AuditLog), {"reason_start": "税局"}).total == 1
+
+
+def test_contains_filter_treats_percent_and_underscore_literally(app):
+    _reasons("完成 100% 的份数", "完成 1000 份", "code_a", "codeXa")
+    with app.test_request_context("/"):
+        assert _ids(CONTAINS.page(db.session, select(AuditLog), {"reason": "100%"})) == [0]
+        assert _ids(CONTAINS.page(db.session, select(AuditLog), {"reason": "e_a"})) == [2]
+
+
+def test_sync_log_error_filter_finds_the_text_inside_the_message(demo, auth, client):
+    from tests.sync_helpers import make_task
+    for error in ("税局繁忙，请稍后再试", "连接税局超时", "请在税局重新登录", "网络错误"):
+        make_task("ORG01", "failed", error=error)
+    auth.login("admin")
+    html = client.get("/sync-logs/?error=税局").get_data(as_text=True)
+    assert len(re.findall(r'name="ids"', html)) == 3
+    assert "网络错误" not in html
+
+
+# --- select this page without JavaScript ---------------------------------------------------
+def _tasks(n):
+    """n download tasks of ORG01, inserted in one statement."""
+    from tests.sync_helpers import org
+    o = org("ORG01")
+    db.session.execute(insert(SyncTask), [
+        dict(batch_no=f"DLTEST{i:06d}", org_id=o.id, status="failed", download_type="in_full",
+             sync_type="current_month", start_date=T0.date(), end_date=T0.date(), channel=o.channel,
+             error="税局繁忙", created_at=T0 + timedelta(minutes=i), updated_at=T0,
+             requested_at=T0) for i in range(n)])
+    db.session.commit()
+
+
+def test_select_page_flag_ticks_every_row_of_this_page(demo, auth, client):
+    _tasks(45)
+    auth.login("admin")
+    first = client.get("/sync-logs/?size=20").get_data(as_text=True)
+    assert "选择本页" in first and not re.search(r'name="ids" value="\d+" checked', first)
+    after = re.search(r'href="(/sync-logs/\?[^"]*after=[^"]*)"', first).group(1).replace("&amp;", "&")
+    second = client.get(after).get_data(as_text=True)
+    link = re.search(r'href="([^"]*sel=page[^"]*)"', second).group(1).replace("&amp;", "&")
+    assert "after=" in link  # the same page, not page 1
+    ticked = client.get(link).get_data(as_text=True)
+    boxes = re.findall(r'<input type="checkbox" name="ids" value="(\d+)"( checked)?', ticked)
+    assert len(boxes) == 20 and all(checked for _, checked in boxes)
+    assert [v for v, _ in boxes] == [v for v, _ in re.findall(r'name="ids" value="(\d+)"()', second)]
+
+
+def test_select_page_flag_stays_out_of_the_filter_and_pager(app):
+    _rows()
+    with app.test_request_context("/admin/audit"):
+        page = AUDIT_TABLE.page(db.session, select(AuditLog), {"actor": "user1", "sel": "page"})
+        assert page.page_selected
+        assert page.filter_query() == "actor=user1"  # what 'select all matching' re-runs
+        assert "sel=" not in page.next_url() and "sel=" not in page.sort_url("at")
+        assert "sel=" not in page.current_url()
+
+
+def test_select_all_matching_ignores_a_leaked_select_page_flag(demo, auth, client):
+    _tasks(3)
+    auth.login("admin")
+    html = client.get("/sync-logs/?error=税局&sel=page").get_data(as_text=True)
+    assert len(re.findall(r'name="ids" value="\d+" checked', html)) == 3
+    assert re.search(r'name="filters" value="error=%E7%A8%8E%E5%B1%80"', html)
+
+
+# --- columns: essential, optional, per-user choices -----------------------------------------
+COLS = Table("cols-test", AuditLog.id, [
+    Column("at", "时间", sort=AuditLog.at),
+    Column("actor", "操作人", show=SHOWN),
+    Column("reason", "原因", show=HIDDEN),
+])
+
+
+def _keys(cols):
+    return [c.key for c in cols]
+
+
+def test_columns_show_essential_and_default_visible_ones():
+    assert _keys(COLS.visible_columns()) == ["at", "actor"]
+    assert _keys(COLS.optional_columns) == ["actor", "reason"]
+
+
+def test_user_choices_hide_and_show_optional_columns_but_never_essential_ones():
+    assert _keys(COLS.visible_columns({"actor": False, "reason": True})) == ["at", "reason"]
+    assert _keys(COLS.visible_columns({"at": False})) == ["at", "actor"]
+
+
+def test_submitted_choices_keep_only_optional_columns():
+    assert COLS.clean_choices(["reason", "at", "password_hash"]) == {"actor": False, "reason": True}
+
+
+def test_a_column_with_an_unknown_visibility_is_refused():
+    import pytest
+    with pytest.raises(ValueError):
+        Column("x", "x", show="maybe")
+
+
+def _headers(html):
+    return re.findall(r'<th class="[^"]*">\s*(?:<a [^>]*>)?([^<▼▲]+?)\s*(?:[▼▲])?\s*(?:</a>)?\s*</th>', html)
+
+
+def test_column_choice_is_stored_per_user_and_used_on_the_next_visit(demo, auth, client):
+    from tests.sync_helpers import make_task
+    make_task("ORG01", "failed", error="税局繁忙")
+    auth.login("admin")
+    headers = _headers(client.get("/sync-logs/").get_data(as_text=True))
+    assert "通道" not in headers and "同步类型" not in headers and "错误描述" in headers
+    r = auth.post("/table-columns/sync-table", {"cols": ["sync_type", "channel"],
+                                                "next": "/sync-logs/?status=failed"}, page="/sync-logs/")
+    assert r.status_code == 303 and r.headers["Location"] == "/sync-logs/?status=failed"
+    headers = _headers(client.get("/sync-logs/").get_data(as_text=True))
+    assert "同步类型" in headers and "通道" in headers and "下载批次号" in headers
+    client.post("/logout", data={"csrf_token": auth.token()})
+    auth.login("zhuguan")  # another user keeps the defaults
+    headers = _headers(client.get("/sync-logs/").get_data(as_text=True))
+    assert "通道" not in headers and "同步类型" not in headers
+
+
+def test_restoring_default_columns_forgets_the_choice(demo, auth, client):
+    from portal.models import TablePreference
+    auth.login("admin")
+    auth.post("/table-columns/sync-table", {"cols": ["sync_type"], "next": "/sync-logs/"}, page="/sync-logs/")
+    assert db.session.scalar(select(TablePreference)) is not None
+    assert "同步类型" in _headers(client.get("/sync-logs/").get_data(as_text=True))
+    auth.post("/table-columns/sync-table", {"reset": "1", "next": "/sync-logs/"}, page="/sync-logs/")
+    assert db.session.scalar(select(TablePreference)) is None
+    assert "同步类型" not in _headers(client.get("/sync-logs/").get_data(as_text=True))
+
+
+def test_essential_columns_cannot_be_hidden_by_a_crafted_post(demo, auth, client):
+    from portal.models import TablePreference
+    from tests.sync_helpers import make_task
+    make_task("ORG01", "failed")
+    auth.login("admin")
+    auth.post("/table-columns/sync-table", {"cols": ["nonsense"], "next": "/sync-logs/"}, page="/sync-logs/")
+    choices = db.session.scalar(select(TablePreference)).choices
+    assert "batch_no" not in choices and "nonsense" not in choices
+    assert "下载批次号" in _headers(client.get("/sync-logs/").get_data(as_text=True))
+
+
+def test_column_settings_redirect_only_to_this_site(demo, auth, client):
+    auth.login("admin")
+    for evil in ("https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"):
+        r = auth.post("/table-columns/sync-table", {"cols": [], "next": evil}, page="/sync-logs/")
+        assert r.status_code == 303 and r.headers["Location"] == "/", evil
+
+
+def test_column_settings_of_an_unknown_table_is_not_found(demo, auth, client):
+    auth.login("admin")
+    assert client.get("/table-columns/no-such-table").status_code == 404
+    assert client.get("/table-columns/audit-table").status_code == 404  # no optional columns
+
+
+def test_column_settings_need_a_login(demo, client):
+    r = client.get("/table-columns/sync-table")
+    assert r.status_code == 302 and "/login" in r.headers["Location"]
+
+
+def test_column_settings_page_works_without_javascript(demo, auth, client):
+    auth.login("admin")
+    html = client.get("/table-columns/sync-table?next=/sync-logs/").get_data(as_text=True)
+    assert re.search(r'name="cols" value="channel" >', html)
+    assert re.search(r'name="cols" value="updated_at" >', html)
+    auth.post("/table-columns/sync-table", {"cols": ["channel"], "next": "/sync-logs/"}, page="/sync-logs/")
+    html = client.get("/table-columns/sync-table?next=/sync-logs/").get_data(as_text=True)
+    assert re.search(r'name="cols" value="channel" checked', html)
+    assert 'name="cols" value="batch_no"' not in html
+    assert 'name="next" value="/sync-logs/"' in html
+
+
+# --- cells: macros, truncation, escaping ----------------------------------------------------
+def test_long_text_is_shortened_with_the_full_text_on_hover(demo, auth, client):
+    from tests.sync_helpers import make_task
+    long_error = "税局返回：纳税人识别号与登录账号不一致，请核对核算组织的税号后重新发起下载申请"
+    task = make_task("ORG01", "failed", error=long_error)
+    auth.login("admin")
+    html = client.get("/sync-logs/").get_data(as_text=True)
+    assert f'title="{long_error}"' in html
+    from portal.sync_logs.views import SYNC_TABLE
+    keep = next(c for c in SYNC_TABLE.columns if c.key == "error").max_chars - 1
+    assert f">{long_error[:keep]}…</span>" in html
+    assert long_error in client.get(f"/sync-logs/{task.id}").get_data(as_text=True)
+
+
+def test_cell_data_is_escaped_in_text_and_title(demo, auth, client):
+    from tests.sync_helpers import make_task
+    make_task("ORG01", "failed", error='<script>alert(1)</script> "quoted" 税局返回了一段很长的错误')
+    auth.login("admin")
+    html = client.get("/sync-logs/").get_data(as_text=True)
+    assert "<script>alert" not in html
+    assert 'title="&lt;script&gt;alert(1)&lt;/script&gt; &#34;quoted&#34;' in html
+
+
+def test_status_badge_macro_marks_the_tone(demo, auth, client):
+    from tests.sync_helpers import make_task
+    make_task("ORG01", "failed", error="x")
+    auth.login("admin")
+    html = client.get("/sync-logs/").get_data(as_text=True)
+    assert '<span class="status status-bad">下载失败</span>' in html
+
+
+def test_a_column_may_name_a_macro_from_another_template(app):
+    from flask import render_template_string
+    from jinja2 import ChoiceLoader, DictLoader
+    _reasons("风险<提示>")
+    app.jinja_env.loader = ChoiceLoader([
+        DictLoader({"cells_test.html": '{% macro shout(row, value, c) %}<b>{{ value }}!</b>{% endmacro %}'}),
+        app.jinja_env.loader])
+    table = Table("macro-test", AuditLog.id, [Column("at", "时间", sort=AuditLog.at),
+                                              Column("reason", "原因", macro="cells_test.html:shout")],
+                  selectable=False)
+    with app.test_request_context("/"):
+        page = table.page(db.session, select(AuditLog), {})
+        html = render_template_string('{% include "_partials/table.html" %}', page=page)
+        assert "<b>风险&lt;提示&gt;!</b>" in html
+
+
+def test_a_concurrent_first_save_of_the_same_table_becomes_an_update(demo):
+    """Two tabs (or a double click) saving the first choice at once: the loser of the
+    unique (user, table) race updates the winner's row instead of failing."""
+    from sqlalchemy import event
+    from portal.models import TablePreference, User
+    uid = db.session.scalar(select(User.id).where(User.username == "admin"))
+    session = db.session()
+    raced = []
+
+    def other_tab_saves_first(*_):
+        if not raced:
+            raced.append(True)
+            with db.engine.begin() as conn:
+                conn.execute(insert(TablePreference).values(
+                    user_id=uid, table_id="sync-table", choices={"channel": False}, updated_at=T0))
+
+    event.listen(session, "before_flush", other_tab_saves_first)
+    try:
+        TablePreference.save(session, uid, "sync-table", {"channel": True})
+    finally:
+        event.remove(session, "before_flush", other_tab_saves_first)
+    assert raced
+    prefs = db.session.scalars(select(TablePreference)).all()
+    assert len(prefs) == 1 and prefs[0].choices == {"channel": True}
+
+
+def test_a_stray_last_flag_beside_a_cursor_is_ignored(app):
+    _rows()
+    with app.test_request_context("/"):
+        first = AUDIT_TABLE.page(db.session, select(AuditLog), {"size": "20"})
+        args = {"size": "20", "after": first.next_cursor, "page": "2"}
+        second = AUDIT_TABLE.page(db.session, select(AuditLog), args)
+        stray = AUDIT_TABLE.page(db.session, select(AuditLog), {**args, "last": "1"})
+        assert _ids(stray) == _ids(second) and stray.number == 2
+
+
+def test_a_badge_without_a_tone_has_no_tone_class(demo, auth, client):
+    from tests.sync_helpers import make_task
+    make_task("ORG01", "voided")
+    auth.login("admin")
+    html = client.get("/sync-logs/").get_data(as_text=True)
+    assert '<span class="status">已作废</span>' in html

@@ -7,3 +7,4 @@ from portal.models.job import JobRun  # noqa: F401
 from portal.models.sync import (SyncTask, SyncTaskInvoice, PoolInvoice, SchedulePlan,  # noqa: F401
                                 SyncStatus, SyncType, SyncTaskAttempt, SyncRequestClaim)
 from portal.models.outbox import OutboxMessage  # noqa: F401
+from portal.models.preference import TablePreference  # noqa: F401

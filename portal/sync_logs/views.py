@@ -16,13 +16,13 @@ from portal import clock
 from portal.fmt import duration
 from portal.auth import permissions
 from portal.auth.decorators import permission_required
-from portal.channels.base import DOWNLOAD_TYPE_LABELS, ChannelKind, DownloadType
+from portal.channels.base import DOWNLOAD_TYPE_LABELS, REASON_MESSAGES, ChannelKind, DownloadType, ReasonCode
 from portal.extensions import db
 from portal.models import JobRun, Organization, SyncTask, SyncTaskInvoice
 from portal.models.sync import SYNC_STATUS_LABELS, SYNC_TYPE_LABELS, SyncType
 from portal import bulk
 from portal.sync_logs import bp, export, importing, scope, service
-from portal.tables import Action, Column, Filter, Table, Tabs
+from portal.tables import HIDDEN, SHOWN, Action, Column, Filter, Table, Tabs
 from portal.ui import notify
 from portal.views import render_list
 
@@ -34,24 +34,34 @@ def _status_cell(t: SyncTask) -> str:
              waited=duration(t.waiting_seconds))
 
 
+# The reasons a download task fails with (the 失败原因 filter), as the channels return them.
+FAILURE_REASONS = [ReasonCode.LOGIN_EXPIRED, ReasonCode.BUREAU_BUSY, ReasonCode.GATEWAY_TIMEOUT,
+                   ReasonCode.RATE_LIMITED, ReasonCode.UNKNOWN_ERROR, ReasonCode.TIMEOUT,
+                   ReasonCode.RESPONSE_LOST, ReasonCode.CONNECTION_ERROR, ReasonCode.DOWNLOAD_APPLY_FAILED,
+                   ReasonCode.DOWNLOAD_FAILED, ReasonCode.TAXPAYER_TYPE, ReasonCode.NOT_SUPPORTED,
+                   ReasonCode.NOT_FOUND, ReasonCode.AUTH_FAILED, ReasonCode.INVALID_REQUEST]
+
 SYNC_TABLE = Table(
     "sync-table", SyncTask.id,
     columns=[
-        Column("batch_no", "下载批次号", sort=SyncTask.batch_no,
+        Column("batch_no", "下载批次号", sort=SyncTask.batch_no, macro="link",
                href=lambda t: url_for("sync_logs.detail", task_id=t.id)),
-        Column("org", "核算组织", value=lambda t: t.org.name),
-        Column("status", "同步状态", value=_status_cell),
+        Column("org", "核算组织", value=lambda t: t.org.name, macro="truncate", max_chars=8),
+        Column("status", "同步状态", value=_status_cell, macro="badge", css="narrow-wrap",
+               tone=lambda t: {"success": "ok", "processing": "busy", "failed": "bad",
+                               "apply_failed": "bad", "voided": "", "no_data": ""}.get(t.status, "warn")),
         Column("download_type", "下载类型", value=lambda t: t.download_type_label),
         Column("start_date", "下载开始时间", sort=SyncTask.start_date),
         Column("end_date", "下载结束时间", sort=SyncTask.end_date),
         Column("success_count", "处理成功的份数", sort=SyncTask.success_count, css="num"),
         Column("invoice_count", "下载发票份数", sort=SyncTask.invoice_count, css="num"),
-        Column("sync_type", "同步类型", value=lambda t: t.sync_type_label),
-        Column("error", "错误描述", css="wrap"),
-        Column("channel", "通道", value=lambda t: ChannelKind(t.channel).label),
-        Column("created_at", "创建时间", sort=SyncTask.created_at),
-        Column("updated_at", "更新时间", sort=SyncTask.updated_at),
-        Column("last_retry_at", "最后重试时间"),
+        Column("sync_type", "同步类型", value=lambda t: t.sync_type_label, show=HIDDEN),
+        Column("error", "错误描述", macro="truncate", max_chars=10),
+        Column("channel", "通道", value=lambda t: ChannelKind(t.channel).label, show=HIDDEN),
+        Column("created_at", "创建时间", sort=SyncTask.created_at, macro="datetime", css="datetime"),
+        Column("updated_at", "更新时间", sort=SyncTask.updated_at, macro="datetime", css="datetime",
+               show=HIDDEN),
+        Column("last_retry_at", "最后重试时间", macro="datetime", css="datetime", show=HIDDEN),
     ],
     filters=[
         Filter("batch_no", "下载批次号", SyncTask.batch_no, "prefix", placeholder="批次号或前缀"),
@@ -68,7 +78,11 @@ SYNC_TABLE = Table(
         Filter("end_to", "下载结束时间至", SyncTask.end_date, "date_to"),
         Filter("success_count", "处理成功的份数", SyncTask.success_count, "int"),
         Filter("invoice_count", "下载发票份数", SyncTask.invoice_count, "int"),
-        Filter("error", "错误描述", SyncTask.error, "prefix", placeholder="以…开头"),
+        Filter("error", "错误描述", SyncTask.error, "contains", placeholder="包含的文字"),
+        Filter("reason", "失败原因", SyncTask.reason_code, "select",
+               [(code.value, REASON_MESSAGES[code]) for code in FAILURE_REASONS]),
+        Filter("has_failures", "有处理失败", SyncTask.success_count < SyncTask.invoice_count, "flag",
+               [("1", "是")]),
         Filter("created_from", "创建时间从", SyncTask.created_at, "date_from"),
         Filter("created_to", "创建时间至", SyncTask.created_at, "date_to"),
     ],
@@ -85,15 +99,16 @@ SYNC_TABLE = Table(
 INVOICE_TABLE = Table(
     "batch-invoices", SyncTaskInvoice.id,
     columns=[
-        Column("invoice_code", "发票代码"),
+        Column("invoice_code", "发票代码", show=HIDDEN),  # empty for 数电 invoices
         Column("invoice_no", "发票号码", sort=SyncTaskInvoice.id),
         Column("direction", "进/销项", value=lambda i: "进项" if i.direction == "in" else "销项"),
         Column("issue_date", "开票日期"),
-        Column("seller_name", "销方名称"),
-        Column("buyer_name", "购方名称"),
+        Column("seller_name", "销方名称", macro="truncate", max_chars=12),
+        Column("buyer_name", "购方名称", macro="truncate", max_chars=12, show=SHOWN),
         Column("total", "价税合计", css="num"),
-        Column("bureau_status", "税局发票状态"),
-        Column("pool_status", "票池状态", value=lambda i: i.pool_invoice.status if i.pool_invoice else ""),
+        Column("bureau_status", "税局发票状态", show=SHOWN),
+        Column("pool_status", "票池状态", value=lambda i: i.pool_invoice.status if i.pool_invoice else "",
+               show=SHOWN),
         Column("outcome", "处理结果", value=lambda i: i.outcome_label),
         Column("failure_reason", "失败原因", css="wrap"),
     ],
