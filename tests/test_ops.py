@@ -306,7 +306,7 @@ def test_dispatch_command_stops_on_sigterm(tmp_path):
 
 
 # --- seeding -----------------------------------------------------------------------------
-def test_seed_scale_twice_on_one_day_adds_rows_with_new_batch_numbers(app):
+def test_seed_scale_twice_on_one_day_adds_rows_with_new_batch_numbers(app, demo):  # demo: users exist
     from sqlalchemy import func, select
 
     from portal.extensions import db
