@@ -187,6 +187,16 @@ class Page:
         return f"{self.cap}+" if capped else str(n)
 
     @property
+    def in_flight_count(self) -> int:
+        """Rows on this page that refresh themselves."""
+        test = self.table.in_flight
+        return sum(1 for row in self.rows if test(row)) if test else 0
+
+    def row_selected(self, row) -> bool:
+        """Ticked: the whole page (sel=page) or this row's id posted back by a row refresh."""
+        return self.page_selected or str(row.id) in self.args.getlist("ids")
+
+    @property
     def page_selected(self) -> bool:
         """sel=page: every row of this page is rendered ticked (select page without JS)."""
         return self.args.get(SELECT_PAGE_KEY) == "page"
@@ -243,8 +253,13 @@ class Table:
     def __init__(self, dom_id: str, id_col: ColumnElement, columns: list[Column],
                  filters: list[Filter] = (), tabs: Tabs | None = None,
                  actions: list[Action] = (), default_sort: str | None = None,
-                 default_dir: str = "desc", selectable: bool = True):
+                 default_dir: str = "desc", selectable: bool = True,
+                 in_flight: Callable[[Any], bool] | None = None, row_endpoint: str | None = None):
+        """`in_flight(row)` marks rows whose state is about to change by itself (e.g. 下载处理中):
+        each such row refreshes itself from `row_endpoint` (GET, `row_id`) until it settles."""
         self.dom_id = dom_id
+        self.in_flight = in_flight
+        self.row_endpoint = row_endpoint
         self.id_col = id_col
         self.columns = columns
         self.filters = list(filters)

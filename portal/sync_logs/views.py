@@ -94,6 +94,7 @@ SYNC_TABLE = Table(
         Action("export", "导出", "sync_logs.export_tasks", "F18012.export"),
     ],
     default_sort="created_at",
+    in_flight=lambda t: t.in_flight, row_endpoint="sync_logs.row",
 )
 
 INVOICE_TABLE = Table(
@@ -139,6 +140,16 @@ def _back_url() -> str:
 def index():
     page = SYNC_TABLE.page(db.session, visible_tasks())
     return render_list("sync_logs/list.html", page, logged_out=scope.logged_out_orgs(current_user))
+
+
+@bp.route("/rows/<int:row_id>")
+@permission_required("F18012.query")
+def row(row_id):
+    """One list row, for a row in 下载处理中 refreshing itself (htmx polling)."""
+    page = SYNC_TABLE.page(db.session, visible_tasks().where(SyncTask.id == row_id), request.args)
+    if not page.rows:
+        abort(404)
+    return render_template("_partials/table_row.html", page=page, row=page.rows[0])
 
 
 @bp.route("/<int:task_id>")
