@@ -3,6 +3,7 @@ import os
 
 from rq import cron
 
+from jobs import queue_name
 from jobs.plans import dispatch
 
-cron.register(dispatch, queue_name=os.environ.get("RQ_QUEUE", "portal"), interval=60)
+cron.register(dispatch, queue_name=queue_name("background", os.environ.get("RQ_QUEUE", "portal")), interval=60)

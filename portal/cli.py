@@ -61,7 +61,7 @@ def serve_command(port: int, sandbox_port: int, web_workers: int):
         "sandbox": [py, "-m", "portal.sandbox", "--host", "127.0.0.1", "--port", str(sandbox_port),
                     "--db", sandbox_db],
         "worker": [os.path.join(bindir, "rq"), "worker", "--with-scheduler", "--url", cfg["REDIS_URL"],
-                   cfg["RQ_QUEUE"]],
+                   cfg["RQ_QUEUE"] + "-user", cfg["RQ_QUEUE"] + "-bg"],  # jobs.worker_queue_names: user first
         "cron": [os.path.join(bindir, "rq"), "cron", "--url", cfg["REDIS_URL"], "jobs/cron_config.py"],
         "web": [os.path.join(bindir, "gunicorn"), "-w", str(web_workers), "--threads", "4",
                 "-b", f"127.0.0.1:{port}", "--access-logfile", "-", "app:app"],

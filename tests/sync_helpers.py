@@ -15,15 +15,18 @@ from portal.sync_logs import service
 PERIOD = (date(2026, 11, 2), date(2026, 11, 7))  # Monday–Saturday: the sandbox has invoices
 
 
-def run_worker():
-    """Run every queued job with a real RQ worker (in this process) until the queue is empty."""
+def run_worker(allow_failed: bool = False):
+    """Run every queued job with a real RQ worker (in this process) until both queues are
+    empty — user queue first, as the production worker does."""
     from rq import SimpleWorker
-    from jobs import queue
+    from jobs import queues
 
-    q = queue()
-    SimpleWorker([q], connection=get_redis()).work(burst=True)
-    failed = q.failed_job_registry
-    assert failed.count == 0, [q.fetch_job(j).exc_info for j in failed.get_job_ids()]
+    qs = queues()
+    SimpleWorker(qs, connection=get_redis()).work(burst=True)
+    if not allow_failed:
+        for q in qs:
+            failed = q.failed_job_registry
+            assert failed.count == 0, [q.fetch_job(j).exc_info for j in failed.get_job_ids()]
     db.session.expire_all()
 
 

@@ -186,19 +186,22 @@ def void():
 @bp.route("/fetch-results", methods=["POST"])
 @permission_required("F18012.query")
 def fetch_results():
-    from jobs import enqueue, sync as sync_jobs
+    """获取异步结果 runs as a tracked job; rows refused up front are recorded as skipped."""
+    from jobs import sync as sync_jobs, tracked
     rows, refusal = _bulk("F18012.fetch_result", current_app.config["SYNC_BULK_LIMIT"])
     if refusal:
         return refusal
     ok, refused = service.fetchable(rows)
     if not ok:
         return _report("获取异步结果", refused)
-    job = JobRun(kind="sync.fetch_results", user_id=current_user.id, total=len(ok),
-                 results=[{"name": r.name, "ok": False, "message": r.message} for r in refused])
-    db.session.add(job)
-    db.session.commit()
-    job.rq_job_id = enqueue(sync_jobs.fetch_results, job.id, [t.id for t in ok]).id
-    db.session.commit()
+    names = "、".join(t.batch_no for t in ok[:3]) + (f" 等 {len(ok)} 个任务" if len(ok) > 3 else "")
+    try:
+        job = tracked.start("sync.fetch_results", current_user, sync_jobs.fetch_results, [t.id for t in ok],
+                            subject=f"下载任务 {names}", back_url=_back_url(), total=len(ok),
+                            items=[(r.name, "skipped", r.message) for r in refused])
+    except tracked.QueueUnavailable as exc:
+        notify(str(exc), "error")
+        return redirect(_back_url())
     notify(f"已提交获取异步结果：{len(ok)} 个任务" + (f"，跳过 {len(refused)} 个" if refused else ""))
     return redirect(url_for("main.job_status", job_id=job.id))
 
@@ -218,8 +221,8 @@ def count_for_export(stmt) -> int:
 @bp.route("/export", methods=["POST"])
 @permission_required("F18012.query")
 def export_tasks():
-    """Selected rows or every row matching the filter; big exports run as a job."""
-    from jobs import enqueue, sync as sync_jobs
+    """Selected rows or every row matching the filter; big exports run as a tracked job."""
+    from jobs import sync as sync_jobs, tracked
     if not permissions.has_any("F18012.export"):
         notify(permissions.no_permission_message("F18012.export"), "error")
         return redirect(_back_url())
@@ -239,11 +242,13 @@ def export_tasks():
         buffer.seek(0)
         return send_file(buffer, as_attachment=True, download_name=f"数据同步日志_{date.today():%Y%m%d}.xlsx",
                          mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    job = JobRun(kind="sync.export", user_id=current_user.id)
-    db.session.add(job)
-    db.session.commit()
-    job.rq_job_id = enqueue(sync_jobs.export_tasks, job.id, filters, ids, job_timeout=3600).id
-    db.session.commit()
+    subject = f"数据同步日志：所选 {len(ids)} 条" if ids else f"数据同步日志：全部符合条件的（{filters or '无筛选'}）"
+    try:
+        job = tracked.start("sync.export", current_user, sync_jobs.export_tasks, filters, ids,
+                            subject=subject, back_url=_back_url(), job_timeout=3600)
+    except tracked.QueueUnavailable as exc:
+        notify(str(exc), "error")
+        return redirect(_back_url())
     notify(f"导出数据超过 {limit} 条，已转为后台任务，完成后可下载文件")
     return redirect(url_for("main.job_status", job_id=job.id))
 
