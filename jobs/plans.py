@@ -36,11 +36,17 @@ def _watchdog():
     return f"已查询 {service.watchdog()} 个长时间处理中的任务"
 
 
+def _reap_jobs():
+    from jobs import tracked
+    return f"已处理 {tracked.reap()} 个中断的后台任务"
+
+
 # plan.job → (label, function returning a short result text)
 PLAN_JOBS = {
     "sync.today": ("当天进销项下载（每个已引入发票服务的组织）", _today_download),
     "sync.current_month": ("当前月进销项下载（每个已引入发票服务的组织）", _month_download),
     "sync.watchdog": ("下载处理中任务超时查询", _watchdog),
+    "jobs.reap": ("后台任务中断检测与过期文件清理", _reap_jobs),
 }
 
 

@@ -45,6 +45,11 @@ DEFAULTS = dict(
     JOB_ITEMS_SHOWN=200,               # per-row outcomes shown on the job page (counts cover all)
 )
 
+# The schedule plan that runs reap() (inserted by migration 066b5d42076e; the same dict
+# belongs in portal.models.sync.DEFAULT_PLANS).
+REAPER_PLAN = dict(code="sim_TrackedJobReaper", description="后台任务中断检测与过期文件清理", job="jobs.reap",
+                   cron="", interval_seconds=60)
+
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 OUTCOMES = ("done", "skipped", "failed")
 DEAD_RQ_STATES = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
@@ -354,11 +359,17 @@ def purge_expired_files() -> int:
 
 
 def file_chunks(file_id: int) -> Iterator[bytes]:
-    """A result file's bytes, one stored slice per query (memory stays flat)."""
+    """A result file's bytes, one stored slice per query (memory stays flat).
+
+    Reads on a connection of its own, so the generator can outlive the request's
+    app context while the response streams.
+    """
+    engine = db.engine
     seq = 0
     while True:
-        data = db.session.scalar(select(JobFileChunk.data).where(JobFileChunk.file_id == file_id,
-                                                                 JobFileChunk.seq == seq))
+        with engine.connect() as conn:
+            data = conn.scalar(select(JobFileChunk.data).where(JobFileChunk.file_id == file_id,
+                                                               JobFileChunk.seq == seq))
         if data is None:
             return
         yield bytes(data)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from urllib.parse import quote
 
-from flask import Response, abort, current_app, redirect, render_template, request, stream_with_context, url_for
+from flask import Response, abort, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
@@ -109,7 +109,7 @@ def job_file(job_id):
     headers = {"Content-Disposition": f"attachment; filename=\"job-{job.id}{ext}\"; "
                                       f"filename*=UTF-8''{quote(f.filename)}",
                "Content-Length": str(f.size)}
-    return Response(stream_with_context(tracked.file_chunks(f.id)), headers=headers,
+    return Response(tracked.file_chunks(f.id), headers=headers,
                     mimetype=MIMETYPES.get(ext, "application/octet-stream"))
 
 

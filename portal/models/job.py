@@ -14,6 +14,7 @@ from sqlalchemy import (BigInteger, DateTime, ForeignKey, Index, Integer, JSON, 
                         UniqueConstraint, func, select)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from portal import clock
 from portal.clock import now
 from portal.extensions import db
 
@@ -110,7 +111,7 @@ class JobFile(db.Model):
 
     @property
     def expired(self) -> bool:
-        return self.expires_at <= now()
+        return self.expires_at <= clock.now()
 
 
 class JobFileChunk(db.Model):
