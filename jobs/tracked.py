@@ -102,6 +102,8 @@ def start(kind: str, user, fn, *args, subject: str = "", back_url: str = "", tot
     (name, outcome, reason). Raises QueueUnavailable — with the row gone — when Redis
     cannot take the job.
     """
+    if not back_url.startswith("/") or back_url.startswith("//"):
+        back_url = ""  # only a path of this site: the job page links to it
     job = JobRun(kind=kind, user_id=user.id if user is not None else None, subject=subject[:300],
                  back_url=back_url[:1000], total=total, status="queued", created_at=clock.now(),
                  args={"fn": _dotted(fn), "args": list(args), "timeout": job_timeout},

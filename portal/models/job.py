@@ -43,7 +43,8 @@ class JobRun(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     user = relationship("User", lazy="joined")
-    file: Mapped["JobFile | None"] = relationship(back_populates="job", uselist=False, passive_deletes=True)
+    file: Mapped["JobFile | None"] = relationship(back_populates="job", uselist=False, passive_deletes=True,
+                                                  lazy="selectin")
 
     @property
     def percent(self) -> int:
