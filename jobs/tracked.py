@@ -363,19 +363,22 @@ def purge_expired_files() -> int:
 def file_chunks(file_id: int) -> Iterator[bytes]:
     """A result file's bytes, one stored slice per query (memory stays flat).
 
-    Reads on a connection of its own, so the generator can outlive the request's
-    app context while the response streams.
+    The engine is taken now and every slice is read on a connection of its own, so the
+    iterator works after the request's app context is gone, while the response streams.
     """
     engine = db.engine
-    seq = 0
-    while True:
-        with engine.connect() as conn:
-            data = conn.scalar(select(JobFileChunk.data).where(JobFileChunk.file_id == file_id,
-                                                               JobFileChunk.seq == seq))
-        if data is None:
-            return
-        yield bytes(data)
-        seq += 1
+
+    def slices():
+        seq = 0
+        while True:
+            with engine.connect() as conn:
+                data = conn.scalar(select(JobFileChunk.data).where(JobFileChunk.file_id == file_id,
+                                                                   JobFileChunk.seq == seq))
+            if data is None:
+                return
+            yield bytes(data)
+            seq += 1
+    return slices()
 
 
 def item_counts(job_ids: list[int]) -> dict[int, dict[str, int]]:

@@ -391,3 +391,23 @@ def test_result_file_is_stored_in_slices_and_streamed_whole(env, auth):
     assert f.size > 2000
     r = auth.client.get(f"/jobs/{job.id}/file")
     assert len(r.data) == f.size and len(_rows(r)) == 41
+
+
+
+def test_result_file_streams_after_the_request_context_is_gone(env, auth):
+    """Gunicorn iterates the response after the view returned: no app context is left."""
+    import threading
+    job = _big_export(env, auth, n=6)
+    run_worker()
+    f = db.session.scalar(select(JobFile).where(JobFile.job_id == job.id))
+    chunks, out, errors = tracked.file_chunks(f.id), [], []
+
+    def consume():  # a thread has no app context
+        try:
+            out.extend(chunks)
+        except Exception as exc:  # "Working outside of application context"
+            errors.append(exc)
+    t = threading.Thread(target=consume)
+    t.start()
+    t.join()
+    assert errors == [] and sum(map(len, out)) == f.size
