@@ -135,6 +135,9 @@ def retry(job: JobRun) -> JobRun:
     """重试: a new job with the same kind, owner, subject and arguments as a failed one."""
     if job.status != "failed" or not job.args:
         raise ValueError(gettext("只有失败的后台任务可以重试"))
+    again = db.session.scalar(select(JobRun).where(JobRun.retry_of_id == job.id))
+    if again is not None:
+        return again  # a double click retries once
     fn = _resolve(job.args["fn"])
     return start(job.kind, job.user, fn, *job.args.get("args", []), subject=job.subject,
                  back_url=job.back_url, total=job.total, job_timeout=job.args.get("timeout", 600),
