@@ -33,3 +33,24 @@ def steps(ctx, n: int, pause: float = 0.0) -> None:
     get_redis().incr("test:steps-runs")
     ctx.result_file(b"a,b\n1,2\n", "steps.csv")
     ctx.finish(f"处理 {n} 行")
+
+
+@tracked
+def overtaken(ctx) -> None:
+    """Finishes after the reaper already declared it dead (as a stalled worker would)."""
+    from sqlalchemy import update
+    from portal.models.job import JobRun
+    ctx._write(update(JobRun).where(JobRun.id == ctx.job.id).values(status="failed", message="后台进程中断"))
+
+
+@tracked
+def quiet(ctx, pause: float) -> None:
+    """Reports nothing for `pause` seconds, then notes how fresh its heartbeat is."""
+    from sqlalchemy import select
+    from portal.extensions import db
+    from portal.models.job import JobRun
+    time.sleep(pause)
+    with db.engine.connect() as conn:
+        started, beat = conn.execute(select(JobRun.started_at, JobRun.heartbeat_at)
+                                     .where(JobRun.id == ctx.job.id)).one()
+    get_redis().set("test:beat-after", (beat - started).total_seconds())

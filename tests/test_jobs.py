@@ -186,10 +186,9 @@ def test_a_job_never_runs_twice(env):
 
 def test_heartbeat_is_written_while_the_job_runs(env):
     env.config["JOB_HEARTBEAT_SECONDS"] = 0.05
-    tracked.start("test.steps", _user("kaipiao1"), job_helpers.steps, 1, 0.4)
+    tracked.start("test.quiet", _user("kaipiao1"), job_helpers.quiet, 0.4)
     run_worker()
-    job = _jobs()[-1]
-    assert job.heartbeat_at - job.started_at >= timedelta(seconds=0.3)
+    assert float(get_redis().get("test:beat-after")) >= 0.25  # beats while the job says nothing
 
 
 def _as_if_started(job: JobRun):
@@ -412,3 +411,23 @@ def test_result_file_streams_after_the_request_context_is_gone(env, auth):
     t.start()
     t.join()
     assert errors == [] and sum(map(len, out)) == f.size
+
+
+def test_a_job_reaped_while_stalled_stays_failed_when_it_returns(env):
+    """The person may already have pressed 重试: the old run must not turn 'done' too."""
+    tracked.start("test.overtaken", _user("kaipiao1"), job_helpers.overtaken)
+    run_worker()
+    job = _jobs()[-1]
+    assert job.status == "failed" and job.message == "后台进程中断"
+
+
+def test_a_withdrawn_job_is_not_run(env):
+    """Enqueued, but the row was removed (its enqueue was reported as failed)."""
+    enqueue(job_helpers.steps, 999, 2, queue="user", job_id="jobrun-999")
+    run_worker()
+    assert get_redis().get("test:steps-runs") is None and _jobs() == []
+
+
+def test_item_outcomes_are_done_skipped_or_failed(env):
+    with pytest.raises(ValueError):
+        tracked.start("test.steps", _user("kaipiao1"), job_helpers.steps, 1, items=[("行", "ok", "")])
