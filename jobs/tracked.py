@@ -28,6 +28,7 @@ import redis
 from flask import current_app, has_app_context
 from flask_babel import gettext, lazy_gettext as _l
 from rq.job import JobStatus
+from rq.timeouts import JobTimeoutException
 from sqlalchemy import delete, func, insert, select, update
 
 from jobs import app, enqueue, enqueue_once, rq_job_status
@@ -298,7 +299,10 @@ def _run(fn, job_id: int, args):
         result = fn(ctx, *args)
     except BaseException as exc:
         db.session.rollback()
-        ctx.fail(str(exc) or type(exc).__name__)
+        if isinstance(exc, JobTimeoutException):
+            ctx.fail("后台任务执行超时，已停止；请缩小范围后重试")  # stored text: no locale in the worker
+        else:
+            ctx.fail(str(exc) or type(exc).__name__)
         raise  # RQ keeps the traceback in its failed registry
     finally:
         beat.stopped.set()

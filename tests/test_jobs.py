@@ -431,3 +431,10 @@ def test_a_withdrawn_job_is_not_run(env):
 def test_item_outcomes_are_done_skipped_or_failed(env):
     with pytest.raises(ValueError):
         tracked.start("test.steps", _user("kaipiao1"), job_helpers.steps, 1, items=[("行", "ok", "")])
+
+
+def test_a_job_over_its_time_limit_fails_with_a_clear_reason(env):
+    tracked.start("test.quiet", _user("kaipiao1"), job_helpers.quiet, 3, job_timeout=1)
+    run_worker(allow_failed=True)
+    job = _jobs()[-1]
+    assert job.status == "failed" and job.message.startswith("后台任务执行超时")
