@@ -242,7 +242,10 @@ def export_tasks():
         buffer.seek(0)
         return send_file(buffer, as_attachment=True, download_name=f"数据同步日志_{date.today():%Y%m%d}.xlsx",
                          mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    subject = f"数据同步日志：所选 {len(ids)} 条" if ids else f"数据同步日志：全部符合条件的（{filters or '无筛选'}）"
+    named = {f.key: (f.label, dict(f.choices or [])) for f in SYNC_TABLE.filters}
+    named["status"] = ("同步状态", dict(SYNC_TABLE.tabs.choices))
+    shown = "，".join(f"{named[k][0]}：{named[k][1].get(v, v)}" for k, v in parse_qsl(filters) if k in named)
+    subject = f"数据同步日志：所选 {len(ids)} 条" if ids else f"数据同步日志：全部符合条件的（{shown or '无筛选'}）"
     try:
         job = tracked.start("sync.export", current_user, sync_jobs.export_tasks, filters, ids,
                             subject=subject, back_url=_back_url(), job_timeout=3600)
