@@ -438,3 +438,14 @@ def test_a_job_over_its_time_limit_fails_with_a_clear_reason(env):
     run_worker(allow_failed=True)
     job = _jobs()[-1]
     assert job.status == "failed" and job.message.startswith("后台任务执行超时")
+
+
+def test_retry_while_redis_is_unreachable_says_so_and_adds_no_job(env, auth):
+    job = tracked.start("test.boom", _user("kaipiao1"), job_helpers.boom, "磁盘已满")
+    run_worker(allow_failed=True)
+    auth.login("kaipiao1")
+    token = auth.token(f"/jobs/{job.id}")
+    env.config.update(REDIS_URL="redis://127.0.0.1:1/0", EMBEDDED_REDIS=False)
+    r = auth.client.post(f"/jobs/{job.id}/retry", data={"csrf_token": token}, follow_redirects=True)
+    assert r.status_code == 200 and "后台任务服务暂不可用" in r.get_data(as_text=True)
+    assert [j.id for j in _jobs()] == [job.id]
