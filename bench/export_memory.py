@@ -53,7 +53,7 @@ def child(variant: str, rows: int, url: str, trace: bool) -> dict:
     from portal.extensions import db
     from portal.models import SyncTask, User
     from portal.sync_logs import export
-    from portal.sync_logs.views import export_query
+    from portal.sync_logs.export import query as export_query
 
     app = st.bench_app(url)
     out = tempfile.NamedTemporaryFile(suffix=".xlsx", delete=False)

@@ -39,11 +39,17 @@ def _sweep():
     return f"已排队 {tasks} 个下载任务、{messages} 条待发送消息"
 
 
+def _reap_jobs():
+    from jobs import tracked
+    return f"已处理 {tracked.reap()} 个中断的后台任务"
+
+
 # plan.job → (label, function returning a short result text)
 PLAN_JOBS = {
     "sync.today": ("当天进销项下载（每个已引入发票服务的组织）", _today_download),
     "sync.current_month": ("当前月进销项下载（每个已引入发票服务的组织）", _month_download),
     "sync.watchdog": ("下载任务巡检：申请、查询、通道作废", _sweep),
+    "jobs.reap": ("后台任务中断检测与过期文件清理", _reap_jobs),
 }
 
 

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
+
 from flask import current_app
 
 from jobs import app_job
-from portal import clock
+from jobs.tracked import tracked
 from portal.extensions import db
-from portal.models import JobRun, SyncTask, User
+from portal.models import SyncTask
 
 
 @app_job
@@ -24,47 +26,46 @@ def login_org(org_id: int, actor: str) -> str:
     return channel_work.login(org_id, actor).message
 
 
-@app_job
-def fetch_results(job_id: int, task_ids: list[int]) -> None:
-    """获取异步结果 for the selected tasks; each row's answer is kept for the user."""
+@tracked
+def fetch_results(ctx, task_ids: list[int]) -> None:
+    """获取异步结果 for the selected tasks; each row's outcome (done or failed) is kept."""
     from portal.sync_logs import service
-    job = db.session.get(JobRun, job_id)
-    user = db.session.get(User, job.user_id)
-    job.status, job.total = "running", len(task_ids)
-    db.session.commit()
-    results = list(job.results or [])
+
+    user = ctx.job.user
+    actor = user.username if user else "job"
+    failed = 0
     for i, task_id in enumerate(task_ids, 1):
         task = db.session.get(SyncTask, task_id)
-        r = service.fetch_result(task_id, actor=user.username if user else "job")
-        results.append({"name": task.batch_no if task else str(task_id), "ok": r.ok, "message": r.message})
-        job.results = list(results)
-        job.step(i)
-    job.status, job.finished_at = "done", clock.now()
-    job.message = f"已获取 {len(task_ids)} 个任务的异步结果"
-    db.session.commit()
+        name = task.batch_no if task else str(task_id)
+        try:
+            r = service.fetch_result(task_id, actor)
+            ok, message = r.ok, r.message
+        except Exception as exc:  # one row's failure is reported on that row; the others go on
+            db.session.rollback()
+            ok, message = False, f"查询异常：{exc}"
+        failed += not ok
+        ctx.item(name, "done" if ok else "failed", message, ref=task_id)
+        ctx.progress(i)
+    ctx.finish(f"已获取 {len(task_ids)} 个任务的异步结果：成功 {len(task_ids) - failed} 个，失败 {failed} 个")
 
 
-@app_job
-def export_tasks(job_id: int, filters: str, ids: list[int] | None) -> None:
-    """Big exports: stream rows into a write-only workbook, reporting progress."""
-    from portal.sync_logs import export, views
-    job = db.session.get(JobRun, job_id)
-    user = db.session.get(User, job.user_id)
+@tracked
+def export_tasks(ctx, filters: str, ids: list[int] | None) -> None:
+    """Big exports: stream rows into a write-only workbook, reporting progress.
+
+    Rows come through a server-side cursor (yield_per) on the work's session; progress
+    goes through ctx on its own connection, so the cursor stays open.
+    """
+    from portal.sync_logs import export
+    stmt = export.query(ctx.job.user, filters, ids)
+    ctx.progress(0, total=export.count(stmt))
+    fd, path = tempfile.mkstemp(suffix=".xlsx")
+    os.close(fd)
     try:
-        stmt = views.export_query(user, filters, ids)
-        job.status = "running"
-        job.total = views.count_for_export(stmt)
-        db.session.commit()
-        os.makedirs(current_app.config["EXPORT_DIR"], exist_ok=True)
-        path = os.path.join(current_app.config["EXPORT_DIR"], str(job.id), export.export_filename())
-        n = export.write_xlsx(stmt, path, progress=lambda done: job.step(done))
-        job.result_file, job.done, job.status = path, n, "done"
-        job.message = f"已导出 {n} 条"
-    except Exception as exc:  # recorded for the user; RQ keeps the traceback
-        db.session.rollback()
-        job = db.session.get(JobRun, job_id)
-        job.status, job.message = "failed", f"导出失败：{exc}"
-        db.session.commit()
-        raise
-    job.finished_at = clock.now()
-    db.session.commit()
+        n = export.write_xlsx(stmt, path, progress=ctx.progress,
+                              every=current_app.config["EXPORT_PROGRESS_EVERY"])
+        ctx.result_file(path, export.export_filename())
+    finally:
+        os.remove(path)
+    ctx.progress(n)
+    ctx.finish(f"已导出 {n} 条")

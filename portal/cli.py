@@ -77,7 +77,7 @@ def serve_command(port: int, sandbox_port: int, web_workers: int):
         "sandbox": [py, "-m", "portal.sandbox", "--host", "127.0.0.1", "--port", str(sandbox_port),
                     "--db", sandbox_db],
         "worker": [os.path.join(bindir, "rq"), "worker", "--with-scheduler", "--url", cfg["REDIS_URL"],
-                   cfg["RQ_QUEUE"]],
+                   cfg["RQ_QUEUE"] + "-user", cfg["RQ_QUEUE"] + "-bg"],  # jobs.worker_queue_names: user first
         "dispatcher": [os.path.join(bindir, "flask"), "--app", "app", "dispatch"],
         "web": [os.path.join(bindir, "gunicorn"), "-w", str(web_workers), "--threads", "4",
                 "-b", f"127.0.0.1:{port}", "--access-logfile", "-", "app:app"],

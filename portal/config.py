@@ -47,7 +47,6 @@ def default_config() -> dict:
         EMBEDDED_REDIS=not os.environ.get("REDIS_URL"),
         RQ_QUEUE=os.environ.get("RQ_QUEUE", "portal"),
         INSTANCE_DIR=str(INSTANCE),
-        EXPORT_DIR=str(INSTANCE / "exports"),
         SANDBOX_URL=os.environ.get("SANDBOX_URL", "http://127.0.0.1:5050"),
         # session hardening
         SESSION_COOKIE_HTTPONLY=True,
@@ -79,7 +78,15 @@ def default_config() -> dict:
         OUTBOX_RETRY_SECONDS=60,           # first retry; doubles up to an hour
         OUTBOX_MAX_ATTEMPTS=10,
         OUTBOX_SENDING_TIMEOUT_SECONDS=300,
-        EXPORT_SYNC_LIMIT=2000,            # larger exports run as a background job
+        # tracked jobs (后台任务)
+        JOB_HEARTBEAT_SECONDS=15,          # a running job writes heartbeat_at at least this often
+        JOB_HEARTBEAT_STALE_SECONDS=120,   # reap: running with an older heartbeat → dead
+        JOB_ENQUEUE_GRACE_SECONDS=60,      # reap: queued this long without an RQ job → lost enqueue
+        JOB_FILE_TTL_HOURS=int(os.environ.get("JOB_FILE_TTL_HOURS", "72")),  # result files kept this long
+        JOB_FILE_CHUNK_BYTES=1024 * 1024,  # result files are stored in the database in slices
+        JOB_ITEMS_SHOWN=200,               # per-row outcomes shown on a job page (counts cover all)
+        EXPORT_SYNC_LIMIT=2000,
+        EXPORT_PROGRESS_EVERY=2000,        # rows between two progress writes of a background export            # larger exports run as a background job
         BABEL_DEFAULT_LOCALE="zh",
         BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "translations"),
         LANGUAGES={"zh": "简体中文", "en": "English"},

@@ -29,7 +29,6 @@ def _test_config() -> dict:
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": database_url() if os.environ.get("DATABASE_URL")
         else f"sqlite:///{TMP / 'test.db'}",
-        "EXPORT_DIR": str(TMP / "exports"),
         "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",  # fast hashing; production keeps scrypt
     }
 

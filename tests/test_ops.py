@@ -210,7 +210,8 @@ class RedisServer:
         import redis
         from rq import Queue
 
-        return Queue(app.config["RQ_QUEUE"], connection=redis.Redis.from_url(self.url)).count
+        from jobs import queue_name
+        return Queue(queue_name("background", app.config["RQ_QUEUE"]), connection=redis.Redis.from_url(self.url)).count
 
 
 @pytest.fixture
@@ -394,7 +395,7 @@ def test_background_export_file_is_named_with_its_beijing_timestamp(demo, auth):
     auth.post("/sync-logs/export", {"select_all": "1", "filters": ""}, page="/sync-logs/")
     run_worker()
     job = db.session.scalar(select(JobRun))
-    assert job.status == "done" and EXPORT_NAME.fullmatch(os.path.basename(job.result_file))
+    assert job.status == "done" and EXPORT_NAME.fullmatch(job.file.filename)
     r = auth.client.get(f"/jobs/{job.id}/file")
     assert r.status_code == 200
     assert EXPORT_NAME.search(unquote(r.headers["Content-Disposition"]))

@@ -40,7 +40,7 @@ def test_retry_after_a_definitive_failure_is_a_new_request_and_recovers(env, aut
     assert task.status == "failed"
     first_bureau_task = task.channel_task_id
     later(monkeypatch, 181)
-    r = auth.post("/sync-logs/retry", {"ids": [str(task.id)]}, page="/sync-logs/")
+    r = auth.post("/sync-logs/retry", {"ids": [str(task.id)]}, page="/sync-logs/", follow_redirects=True)
     assert "已重新发起下载请求" in r.get_data(as_text=True)
     run_worker()
     task = reload(task)
@@ -233,8 +233,8 @@ def test_two_tasks_for_the_same_download_retried_at_once_reach_the_bureau_once(e
     def press(who, task_id, token):
         with env.app_context():
             barrier.wait()
-            pages[task_id] = who.client.post("/sync-logs/retry", data={"ids": [str(task_id)], "csrf_token": token}
-                                             ).get_data(as_text=True)
+            pages[task_id] = who.client.post("/sync-logs/retry", data={"ids": [str(task_id)], "csrf_token": token},
+                                             follow_redirects=True).get_data(as_text=True)
             db.session.remove()
 
     threads = [threading.Thread(target=press, args=args) for args in ((auth, a.id, tokens[0]), (other, b.id, tokens[1]))]
@@ -271,7 +271,9 @@ def test_login_expiry_pauses_the_organisation_until_someone_logs_in_then_resumes
     # a manual query meanwhile answers 任务处理中 (the manual's V2.0 note ②)
     auth.post("/sync-logs/fetch-results", {"ids": [str(task.id)]}, page="/sync-logs/")
     run_worker()
-    assert "任务处理中" in auth.client.get("/jobs/1").get_data(as_text=True)
+    from portal.models import JobRun
+    fetch = db.session.scalar(select(JobRun).where(JobRun.kind == "sync.fetch_results"))
+    assert "任务处理中" in auth.client.get(f"/jobs/{fetch.id}").get_data(as_text=True)
     r = auth.post(f"/sync-logs/orgs/{org('ORG01').id}/login", {"filters": ""}, page="/sync-logs/",
                   follow_redirects=True)
     assert "已向电子税局发起登录" in r.get_data(as_text=True)
@@ -291,7 +293,7 @@ def test_failed_void_at_the_channel_is_retried_and_visible(env, auth, sandbox, m
     run_worker()
     task = tasks()[0]
     sandbox.fault(tax_id, "bureau_busy", operation="void_download", count=1)
-    auth.post("/sync-logs/void", {"ids": [str(task.id)], "confirmed": "1"}, page="/sync-logs/")
+    auth.post("/sync-logs/void", {"ids": [str(task.id)], "confirmed": "1"}, page="/sync-logs/", follow_redirects=True)
     run_worker()
     message = db.session.scalar(select(OutboxMessage))
     assert reload(task).status == "voided"
@@ -316,12 +318,12 @@ def test_void_confirmation_counts_only_rows_that_will_change_and_lists_the_skipp
         later(monkeypatch, 200 * (i + 1))
     run_worker()
     first, second, third, fourth = tasks()
-    auth.post("/sync-logs/void", {"ids": [str(first.id), str(second.id)], "confirmed": "1"}, page="/sync-logs/")
+    auth.post("/sync-logs/void", {"ids": [str(first.id), str(second.id)], "confirmed": "1"}, page="/sync-logs/", follow_redirects=True)
     ids = [str(t.id) for t in (first, second, third, fourth)]
     html = auth.post("/sync-logs/void", {"ids": ids}, page="/sync-logs/").get_data(as_text=True)
     assert "确定作废 2 个任务吗" in html and "另有 2 个不会作废" in html
     assert "仅下载处理中的任务可作废（当前：已作废）" in html
-    auth.post("/sync-logs/void", {"ids": ids, "confirmed": "1"}, page="/sync-logs/")
+    auth.post("/sync-logs/void", {"ids": ids, "confirmed": "1"}, page="/sync-logs/", follow_redirects=True)
     html = auth.post("/sync-logs/void", {"ids": ids}, page="/sync-logs/").get_data(as_text=True)
     assert "所选 4 个任务均不能作废，没有任务会被更改。" in html and "确认作废" not in html
 

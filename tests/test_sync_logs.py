@@ -26,7 +26,8 @@ def env(portal_with_sandbox, sandbox, auth):
 def _create(auth, org_code="ORG01", types=("in_full",), sync_type="current_month", period=PERIOD):
     return auth.post("/sync-logs/new", {"org": [str(org(org_code).id)], "download_type": list(types),
                                         "sync_type": sync_type, "start": period[0].isoformat(),
-                                        "end": period[1].isoformat()}, page="/sync-logs/new")
+                                        "end": period[1].isoformat()}, page="/sync-logs/new",
+                     follow_redirects=True)
 
 
 def _tasks(**where):
@@ -139,7 +140,7 @@ def test_small_scale_taxpayer_cannot_create_deduction_selection_task(env, auth):
 def test_fetch_result_only_for_incomplete_or_processing(env, auth):
     done = make_task("ORG01", "success")
     auth.login("kaipiao1")
-    r = auth.post("/sync-logs/fetch-results", {"ids": [str(done.id)]}, page="/sync-logs/")
+    r = auth.post("/sync-logs/fetch-results", {"ids": [str(done.id)]}, page="/sync-logs/", follow_redirects=True)
     assert "仅进销项数据不全、下载处理中的任务可获取异步结果（当前：成功）" in r.get_data(as_text=True)
 
 
@@ -154,7 +155,7 @@ def test_fetch_result_queries_the_channel_and_updates_the_task(env, auth, sandbo
     r = auth.post("/sync-logs/fetch-results", {"ids": [str(task.id)]}, page="/sync-logs/")
     assert r.status_code == 302 and "/jobs/" in r.headers["Location"]
     run_worker()
-    job = db.session.scalar(select(JobRun))
+    job = db.session.scalar(select(JobRun).where(JobRun.kind == "sync.fetch_results"))
     assert job.status == "done" and reload(task).status == "success"
     assert job.results[0]["message"].startswith("成功：下载 ")
 
@@ -169,7 +170,7 @@ def test_manual_query_after_login_expired_and_new_login_answers_task_processing(
     sandbox.fault(org("ORG01").tax_id, "login_expired")
     auth.post("/sync-logs/fetch-results", {"ids": [str(task.id)]}, page="/sync-logs/")
     run_worker()
-    job = db.session.scalar(select(JobRun))
+    job = db.session.scalar(select(JobRun).where(JobRun.kind == "sync.fetch_results"))
     assert job.results[0]["message"] == "任务处理中"
     page = auth.client.get(f"/jobs/{job.id}").get_data(as_text=True)
     assert "任务处理中" in page
@@ -179,7 +180,7 @@ def test_manual_query_after_login_expired_and_new_login_answers_task_processing(
 def test_manual_retry_only_for_rpa_channel(env, auth):
     task = make_task("ORG02", "failed")  # 乐企
     auth.login("kaipiao1")
-    r = auth.post("/sync-logs/retry", {"ids": [str(task.id)]}, page="/sync-logs/")
+    r = auth.post("/sync-logs/retry", {"ids": [str(task.id)]}, page="/sync-logs/", follow_redirects=True)
     assert service.MSG_RPA_ONLY in r.get_data(as_text=True)
     assert reload(task).status == "failed"
 
@@ -188,7 +189,7 @@ def test_manual_retry_only_for_rpa_channel(env, auth):
 def test_manual_retry_only_for_failure_statuses(env, auth, status):
     task = make_task("ORG01", status, requested_at=clock.now() - timedelta(hours=1))
     auth.login("kaipiao1")
-    r = auth.post("/sync-logs/retry", {"ids": [str(task.id)]}, page="/sync-logs/")
+    r = auth.post("/sync-logs/retry", {"ids": [str(task.id)]}, page="/sync-logs/", follow_redirects=True)
     assert service.MSG_RETRY_STATUS in r.get_data(as_text=True)
     assert reload(task).status == status
 
@@ -197,7 +198,7 @@ def test_manual_retry_only_for_failure_statuses(env, auth, status):
 def test_manual_retry_of_failure_status_downloads_again(env, auth, status):
     task = make_task("ORG01", status, requested_at=clock.now() - timedelta(hours=1))
     auth.login("kaipiao1")
-    r = auth.post("/sync-logs/retry", {"ids": [str(task.id)]}, page="/sync-logs/")
+    r = auth.post("/sync-logs/retry", {"ids": [str(task.id)]}, page="/sync-logs/", follow_redirects=True)
     assert "已重新发起下载请求" in r.get_data(as_text=True)
     task = reload(task)
     assert task.status == "processing" and task.retry_count == 1 and task.last_retry_at
@@ -213,11 +214,11 @@ def test_same_task_retried_within_3_minutes_is_refused(env, auth, sandbox, monke
     task = _tasks()[0]
     assert task.status == "apply_failed"
     _later(monkeypatch, 179)
-    r = auth.post("/sync-logs/retry", {"ids": [str(task.id)]}, page="/sync-logs/")
+    r = auth.post("/sync-logs/retry", {"ids": [str(task.id)]}, page="/sync-logs/", follow_redirects=True)
     assert "相同的任务重复请求过于频繁，请3分钟后再重试。" in r.get_data(as_text=True)
     assert reload(task).status == "apply_failed"
     _later(monkeypatch, 181)
-    r = auth.post("/sync-logs/retry", {"ids": [str(task.id)]}, page="/sync-logs/")
+    r = auth.post("/sync-logs/retry", {"ids": [str(task.id)]}, page="/sync-logs/", follow_redirects=True)
     assert "已重新发起下载请求" in r.get_data(as_text=True)
 
 
@@ -225,7 +226,7 @@ def test_small_scale_taxpayer_retry_of_deduction_selection_task_is_refused(env, 
     task = make_task("ORG03", "failed", download_type="unselected_init",
                      requested_at=clock.now() - timedelta(hours=1))
     auth.login("zhuguan")
-    r = auth.post("/sync-logs/retry", {"ids": [str(task.id)]}, page="/sync-logs/")
+    r = auth.post("/sync-logs/retry", {"ids": [str(task.id)]}, page="/sync-logs/", follow_redirects=True)
     html = r.get_data(as_text=True)
     assert "小规模纳税人不支持抵扣类勾选数据下载" in html and "企业基础资料中修改纳税人类型" in html
     assert reload(task).status == "failed"
@@ -247,7 +248,7 @@ def test_void_only_tasks_in_progress_and_at_the_channel_too(env, auth, sandbox):
     run_worker()
     running = _tasks()[0]
     done = make_task("ORG01", "success")
-    r = auth.post("/sync-logs/void", {"ids": [str(running.id), str(done.id)], "confirmed": "1"}, page="/sync-logs/")
+    r = auth.post("/sync-logs/void", {"ids": [str(running.id), str(done.id)], "confirmed": "1"}, page="/sync-logs/", follow_redirects=True)
     html = r.get_data(as_text=True)
     assert "仅下载处理中的任务可作废（当前：成功）" in html and "已作废" in html
     run_worker()  # voids at the channel through the outbox
@@ -273,7 +274,7 @@ def test_void_500_at_once_is_allowed(env, auth):
         make_task("ORG01", "processing")
     auth.login("zhuguan")
     r = auth.post("/sync-logs/void", {"select_all": "1", "filters": "status=processing", "confirmed": "1"},
-                  page="/sync-logs/")
+                  page="/sync-logs/", follow_redirects=True)
     assert "成功 500 条" in r.get_data(as_text=True)
     assert db.session.scalar(select(func.count()).where(SyncTask.status == "voided")) == 500
 
@@ -302,7 +303,7 @@ def test_row_of_org_with_query_but_without_button_grant_is_skipped_with_reason(e
     db.session.commit()
     task = make_task("ORG03", "failed", requested_at=clock.now() - timedelta(hours=1))
     auth.login("kaipiao1")
-    r = auth.post("/sync-logs/retry", {"ids": [str(task.id)]}, page="/sync-logs/")
+    r = auth.post("/sync-logs/retry", {"ids": [str(task.id)]}, page="/sync-logs/", follow_redirects=True)
     assert "无「手工重试」权限（核算组织：上海浦东小微商行）" in r.get_data(as_text=True)
     assert reload(task).status == "failed"
 
@@ -536,8 +537,8 @@ def test_two_dispatchers_at_once_never_enqueue_a_plan_twice(env):
     for t in threads:
         t.join()
     enqueued = [code for r in results for code in r]
-    assert sorted(enqueued) == sorted(set(enqueued)) and len(enqueued) == 3
-    assert queue().count == 3
+    assert sorted(enqueued) == sorted(set(enqueued)) and len(enqueued) == 4
+    assert queue().count == 4
 
 
 def test_admin_edits_a_plan_and_the_dispatcher_uses_it_without_restart(env, auth):

@@ -1,9 +1,6 @@
-"""Home page, language switch, job progress."""
-from flask import Blueprint, redirect, render_template, request, session, url_for, abort, send_file
-from flask_login import login_required, current_user
-
-from portal.extensions import db
-from portal.models import JobRun
+"""Home page, language switch; 我的后台任务 routes live in portal/main/jobs.py."""
+from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask_login import login_required
 
 bp = Blueprint("main", __name__)
 
@@ -22,27 +19,4 @@ def set_language(code):
     return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
 
 
-def _own_job(job_id: int) -> JobRun:
-    job = db.session.get(JobRun, job_id)
-    if job is None or (job.user_id != current_user.id and not current_user.is_admin):
-        abort(404)
-    return job
-
-
-@bp.route("/jobs/<int:job_id>")
-@login_required
-def job_status(job_id):
-    """Self-replacing progress block: htmx polls it until the job finishes."""
-    job = _own_job(job_id)
-    template = "_partials/job_status.html" if request.htmx else "job.html"
-    return render_template(template, job=job)
-
-
-@bp.route("/jobs/<int:job_id>/file")
-@login_required
-def job_file(job_id):
-    job = _own_job(job_id)
-    if job.status != "done" or not job.result_file:
-        abort(404)
-    return send_file(job.result_file, as_attachment=True,
-                     download_name=job.result_file.rsplit("/", 1)[-1])
+from portal.main import job_views  # noqa: E402,F401  (registers the job routes on bp)

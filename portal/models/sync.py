@@ -364,4 +364,6 @@ DEFAULT_PLANS = [
          cron="0 2 1 * *", interval_seconds=None),
     dict(code="sim_SyncTaskWatchdog", description="下载任务巡检：申请、查询、通道作废（每分钟）",
          job="sync.watchdog", cron="", interval_seconds=60),
+    dict(code="sim_TrackedJobReaper", description="后台任务中断检测与过期文件清理", job="jobs.reap",
+         cron="", interval_seconds=60),
 ]

@@ -25,7 +25,7 @@ from portal import audit, clock
 from portal.channels import make_client
 from portal.channels.base import DownloadStatus, DownloadType, Outcome, ReasonCode
 from portal.extensions import db
-from portal.models import Organization, SyncTask, SyncTaskAttempt
+from portal.models import Organization, SyncTask
 from portal.models.sync import FROM_CHANNEL, AttemptStatus, SyncStatus
 from portal.sync_logs.pool import store_invoices
 from portal.workflow import touch, transition

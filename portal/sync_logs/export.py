@@ -15,13 +15,32 @@ from flask import current_app
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.utils import get_column_letter
-from sqlalchemy import Select, select
+from urllib.parse import parse_qsl
+
+from sqlalchemy import Select, func, select
+from werkzeug.datastructures import MultiDict
 
 from portal import clock
 from portal.extensions import db
 from portal.models import Organization, SyncTask
 from portal.models.sync import SYNC_STATUS_LABELS, SYNC_TYPE_LABELS, SyncStatus, SyncType
 from portal.channels.base import DOWNLOAD_TYPE_LABELS, DownloadType, ChannelKind
+
+def query(user, filters: str, ids: list[int] | None) -> Select:
+    """What an export of `user` covers: the ticked ids, or every row matching `filters`."""
+    from portal.sync_logs import scope
+    from portal.sync_logs.tables import SYNC_TABLE
+
+    base = scope.tasks(user, "F18012.export")
+    if ids:
+        return base.where(SyncTask.id.in_(ids))
+    return SYNC_TABLE.filtered(base, MultiDict(parse_qsl(filters)))
+
+
+def count(stmt: Select) -> int:
+    return db.session.scalar(select(func.count()).select_from(
+        stmt.with_only_columns(SyncTask.id).order_by(None).subquery()))
+
 
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 DATE_FORMAT = "yyyy-mm-dd"
