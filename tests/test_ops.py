@@ -379,6 +379,7 @@ def test_export_has_real_date_cells_and_column_widths(demo, auth):
     auth.login("kaipiao1")
     r = auth.post("/sync-logs/export", {"ids": [str(task.id)]}, page="/sync-logs/")
     assert r.status_code == 200
+    assert EXPORT_NAME.search(unquote(r.headers["Content-Disposition"]))  # named like a background one
     _assert_typed_cells_and_widths(r.data, task)
 
 

@@ -366,3 +366,43 @@ def test_a_plan_run_whose_enqueue_fails_is_given_back_not_lost(env, monkeypatch)
     db.session.expire_all()
     assert db.session.get(SchedulePlan, plan.id).next_run_at == due
     assert plans.dispatch_due() == ["sim_SyncTaskWatchdog"]
+
+
+# --- finding what needs attention ------------------------------------------------------------------
+def test_failure_reason_and_has_failures_filters_find_exactly_those_tasks(env, auth, sandbox):
+    sandbox.downloads(org("ORG01").tax_id, outcome="failed", mode="next")
+    sandbox.downloads(org("ORG02").tax_id, outcome="success", defective=2, mode="next")
+    auth.login("kaipiao1")
+    create_via_form(auth, org_code="ORG01")
+    create_via_form(auth, org_code="ORG02")
+    create_via_form(auth, org_code="ORG02", types=("out_full",))
+    run_worker()
+    failed, with_failures, clean = tasks()
+    assert (failed.status, with_failures.status, clean.status) == ("failed", "success", "success")
+    html = auth.client.get("/sync-logs/?reason=download_failed").get_data(as_text=True)
+    assert failed.batch_no in html and with_failures.batch_no not in html and clean.batch_no not in html
+    html = auth.client.get("/sync-logs/?has_failures=1").get_data(as_text=True)
+    assert with_failures.batch_no in html and failed.batch_no not in html and clean.batch_no not in html
+    assert "下载失败：税局数据文件生成失败" in auth.client.get("/sync-logs/").get_data(as_text=True)
+
+
+def test_rows_in_flight_refresh_themselves_until_they_settle(env, auth, sandbox):
+    sandbox.downloads(org("ORG01").tax_id, outcome="processing", mode="all")
+    auth.login("kaipiao1")
+    create_via_form(auth)
+    run_worker()
+    task = tasks()[0]
+    html = auth.client.get("/sync-logs/").get_data(as_text=True)
+    assert f'hx-get="/sync-logs/rows/{task.id}"' in html and 'hx-trigger="every 10s"' in html
+    assert "本页有 1 条处理中，状态会自动刷新。" in html and "立即刷新" in html  # the no-JS way
+    row = auth.client.get(f"/sync-logs/rows/{task.id}?ids={task.id}").get_data(as_text=True)
+    assert row.lstrip().startswith("<tr") and "hx-get" in row and "checked" in row  # the tick survives
+    sandbox.release(org("ORG01").tax_id)
+    assert channel_work.sweep() == 1
+    run_worker()
+    row = auth.client.get(f"/sync-logs/rows/{task.id}").get_data(as_text=True)
+    assert "成功" in row and "hx-get" not in row and "checked" not in row  # settled: polling stops
+    other = db.session.scalar(select(SyncTask).where(SyncTask.id == task.id))
+    auth.post("/logout")
+    auth.login("kaipiao2")  # ORG03–ORG05 only
+    assert auth.client.get(f"/sync-logs/rows/{other.id}").status_code == 404
