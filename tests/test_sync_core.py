@@ -406,3 +406,9 @@ def test_rows_in_flight_refresh_themselves_until_they_settle(env, auth, sandbox)
     auth.post("/logout")
     auth.login("kaipiao2")  # ORG03–ORG05 only
     assert auth.client.get(f"/sync-logs/rows/{other.id}").status_code == 404
+
+
+def test_import_page_without_the_grant_answers_the_buttons_no_permission_message(env, auth):
+    auth.login("kaipiao2")
+    r = auth.client.get("/sync-logs/import", follow_redirects=True)
+    assert r.status_code == 200 and "您没有「新增下载任务」的权限，请联系管理员授权" in r.get_data(as_text=True)

@@ -23,6 +23,7 @@ def upgrade():
         batch_op.add_column(sa.Column('checks', sa.Integer(), nullable=False, server_default='0'))
         batch_op.create_index('ix_sync_tasks_status_check', ['status', 'next_check_at', 'id'], unique=False)
         batch_op.create_index('ix_sync_tasks_reason_created', ['reason_code', 'created_at', 'id'], unique=False)
+        batch_op.drop_index('ix_sync_tasks_same_request')  # the 3-minute rule reads sync_request_claims now
     op.execute("UPDATE sync_tasks SET next_check_at = updated_at WHERE status = 'processing'")
 
     with op.batch_alter_table('organizations', schema=None) as batch_op:
@@ -105,6 +106,8 @@ def downgrade():
     with op.batch_alter_table('organizations', schema=None) as batch_op:
         batch_op.drop_column('channel_login_expired_at')
     with op.batch_alter_table('sync_tasks', schema=None) as batch_op:
+        batch_op.create_index('ix_sync_tasks_same_request',
+                              ['org_id', 'download_type', 'start_date', 'end_date', 'requested_at'], unique=False)
         batch_op.drop_index('ix_sync_tasks_reason_created')
         batch_op.drop_index('ix_sync_tasks_status_check')
         batch_op.drop_column('checks')

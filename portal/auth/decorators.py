@@ -1,9 +1,10 @@
 from functools import wraps
 
-from flask import abort
+from flask import abort, redirect, url_for
 from flask_login import current_user, login_required
 
 from portal.auth import permissions
+from portal.ui import notify
 
 
 def admin_required(view):
@@ -16,14 +17,19 @@ def admin_required(view):
     return wrapper
 
 
-def permission_required(permission: str):
+def permission_required(permission: str, back_to: str | None = None):
     """Page-level gate: the user must hold `permission` on at least one organisation.
-    Row-level checks still happen in each action."""
+    Row-level checks still happen in each action. With `back_to` (an endpoint) a user
+    without it is sent there with the same message the list's buttons give, instead of
+    an error page (隐藏无权按钮 off shows the button that leads here)."""
     def decorate(view):
         @wraps(view)
         @login_required
         def wrapper(*args, **kwargs):
             if not permissions.has_any(permission):
+                if back_to:
+                    notify(permissions.no_permission_message(permission), "error")
+                    return redirect(url_for(back_to))
                 abort(403, permissions.no_permission_message(permission))
             return view(*args, **kwargs)
         return wrapper

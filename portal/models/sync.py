@@ -122,7 +122,6 @@ class SyncTask(db.Model):
         # prefix (LIKE 'x%') filters on PostgreSQL under a non-C collation
         Index("ix_sync_tasks_batch_no_pattern", "batch_no", postgresql_ops={"batch_no": "varchar_pattern_ops"}),
         Index("ix_sync_tasks_error_pattern", "error", postgresql_ops={"error": "varchar_pattern_ops"}),
-        Index("ix_sync_tasks_same_request", "org_id", "download_type", "start_date", "end_date", "requested_at"),
         Index("ix_sync_tasks_status_check", "status", "next_check_at", "id"),
         Index("ix_sync_tasks_reason_created", "reason_code", "created_at", "id"),
     )

@@ -240,11 +240,6 @@ def fetch_result(task_id: int, actor: str) -> channel_work.CheckResult:
     return channel_work.query(task, actor, manual=True)
 
 
-# kept for callers that only need the message
-def poll(task_id: int, actor: str = "job:sync.poll", relogin: bool = False) -> channel_work.CheckResult:
-    return fetch_result(task_id, actor)
-
-
 # --- 作废任务 -------------------------------------------------------------------------------------
 def void_refusal(task: SyncTask) -> str | None:
     if task.status not in VOIDABLE:

@@ -205,11 +205,8 @@ CREATABLE_SYNC_TYPES = [t for t in SyncType if t is not SyncType.MANUAL_IMPORT]
 
 
 @bp.route("/new", methods=["GET", "POST"])
-@permission_required("F18012.query")
+@permission_required("F18012.create", back_to="sync_logs.index")
 def create():
-    if not permissions.has_any("F18012.create"):  # the same answer as the list's buttons
-        notify(permissions.no_permission_message("F18012.create"), "error")
-        return redirect(url_for("sync_logs.index"))
     orgs = _orgs_with("F18012.create")
     errors, form = [], request.form
     if request.method == "POST":
@@ -248,7 +245,7 @@ def create():
 
 
 @bp.route("/import", methods=["GET", "POST"])
-@permission_required("F18012.create")
+@permission_required("F18012.create", back_to="sync_logs.index")
 def manual_import():
     """手工导入: a bureau export file becomes a task with its invoices."""
     orgs = _orgs_with("F18012.create")
