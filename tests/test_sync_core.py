@@ -412,3 +412,31 @@ def test_import_page_without_the_grant_answers_the_buttons_no_permission_message
     auth.login("kaipiao2")
     r = auth.client.get("/sync-logs/import", follow_redirects=True)
     assert r.status_code == 200 and "您没有「新增下载任务」的权限，请联系管理员授权" in r.get_data(as_text=True)
+
+
+def test_an_accepted_application_the_task_row_missed_is_recovered_not_sent_anew(env, auth, monkeypatch):
+    """A concurrent writer bumps the task while its application is in flight: the bureau's
+    answer is kept on the application, and the next look uses it instead of a new request."""
+    real = HttpChannelClient.apply_download
+    calls = []
+
+    def racing(self, download_type, start, end, request_id):
+        calls.append(request_id)
+        if len(calls) == 1:
+            with env.app_context():
+                db.session.execute(text("UPDATE sync_tasks SET version = version + 1"))
+                db.session.commit()
+        return real(self, download_type, start, end, request_id)
+
+    monkeypatch.setattr(HttpChannelClient, "apply_download", racing)
+    auth.login("kaipiao1")
+    create_via_form(auth)
+    run_worker()
+    task = tasks()[0]
+    if task.status != "success":  # the look after the lost write comes from the sweeper
+        assert channel_work.sweep() == 1
+        run_worker()
+    task = reload(task)
+    (attempt,) = _attempts(task)
+    assert task.status == "success" and task.channel_task_id == attempt.channel_task_id
+    assert calls == [task.batch_no]  # one application, never a second request

@@ -15,7 +15,7 @@ from portal.extensions import db
 from portal.channels import make_client
 from portal.models import AuditLog, JobRun, OutboxMessage, PoolInvoice, SchedulePlan, SyncTask, SyncTaskInvoice
 from portal.sync_logs import service
-from tests.sync_helpers import PERIOD, make_task, org, reload, run_worker
+from tests.sync_helpers import PERIOD, create_via_form, later, make_task, org, reload, run_worker, tasks
 
 
 @pytest.fixture
@@ -23,21 +23,7 @@ def env(portal_with_sandbox, sandbox, auth):
     return portal_with_sandbox
 
 
-def _create(auth, org_code="ORG01", types=("in_full",), sync_type="current_month", period=PERIOD):
-    return auth.post("/sync-logs/new", {"org": [str(org(org_code).id)], "download_type": list(types),
-                                        "sync_type": sync_type, "start": period[0].isoformat(),
-                                        "end": period[1].isoformat()}, page="/sync-logs/new",
-                     follow_redirects=True)
-
-
-def _tasks(**where):
-    return db.session.scalars(select(SyncTask).filter_by(**where).order_by(SyncTask.id)).all()
-
-
-def _later(monkeypatch, seconds):
-    """Move the portal's clock forward."""
-    base = clock.now()
-    monkeypatch.setattr(clock, "now", lambda: base + timedelta(seconds=seconds))
+_create, _tasks, _later = create_via_form, tasks, later  # the shared helpers, by their short names here
 
 
 # --- creating tasks and storing results -------------------------------------------------------

@@ -86,19 +86,23 @@ def _deduction_refused(org: Organization, download_type: str) -> bool:
     return org.is_small_scale and DownloadType(download_type).is_deduction_selection
 
 
-def current_attempt(task: SyncTask, actor: str | None = None, reason: str = "新增") -> SyncTaskAttempt:
+OPEN_ATTEMPT = {A.PENDING.value, A.SENT.value, A.UNKNOWN.value}
+
+
+def current_attempt(task: SyncTask, actor: str | None = None, reason: str = "新增",
+                    fresh: bool = False) -> SyncTaskAttempt:
     """The application to send for `task` — the one decision about request ids.
 
     While the last application's outcome is open (not sent yet, in flight, unknown) it is
     recovered with the *same* request id: the channel answers with the task it already has.
-    After a definitive answer (accepted and finished, or refused) a new request id asks the
-    bureau for a new download; the first one uses the batch number itself.
+    A `fresh` application (手工重试 after a definitive failure) and one after a refusal get a
+    new request id, which asks the bureau for a new download; the first one uses the batch
+    number itself. Without `fresh`, an accepted application is returned as it is (its
+    bureau task id is what the task needs).
     """
     last = db.session.scalar(select(SyncTaskAttempt).where(SyncTaskAttempt.task_id == task.id)
                              .order_by(SyncTaskAttempt.seq.desc()).limit(1))
-    if last is not None and last.status in (A.PENDING.value, A.SENT.value, A.UNKNOWN.value):
-        return last
-    if last is not None and last.status == A.ACCEPTED.value and task.channel_task_id == last.channel_task_id:
+    if last is not None and (last.status in OPEN_ATTEMPT or (last.status == A.ACCEPTED.value and not fresh)):
         return last
     seq = last.seq + 1 if last else 1
     attempt = SyncTaskAttempt(task_id=task.id, seq=seq, org_id=task.org_id,
@@ -202,7 +206,7 @@ def retry(tasks: list[SyncTask], actor: str | None = None) -> list[RowResult]:
             db.session.rollback()
             results.append(RowResult(task, False, _(MSG_RACE)))
             continue
-        attempt = current_attempt(task, actor, "手工重试")
+        attempt = current_attempt(task, actor, "手工重试", fresh=True)
         db.session.commit()
         retried.append(task)
         results.append(RowResult(task, True, _("已重新发起下载请求（请求号 %(id)s）", id=attempt.request_id)))
