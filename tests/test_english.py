@@ -1,0 +1,258 @@
+"""The English UI: every page a user can reach, rendered in English, shows no Chinese
+except data (organisation names, seller names, bureau messages stored by the jobs …)
+and the name of the other language on the language switch.
+
+The demo data is produced through the product (the demo seeding drives the service and
+the sandbox, then a few actions through the HTTP forms); every page reachable by GET in
+the URL map is visited with real ids, plus the pages users reach after actions.
+"""
+from __future__ import annotations
+
+import html as html_lib
+import re
+from datetime import date
+
+import pytest
+from sqlalchemy import JSON, String, Text, select
+
+from portal.extensions import db
+from tests.conftest import csrf_from
+from tests.sync_helpers import PERIOD, org, run_worker
+
+HAN = re.compile(r"[\u4e00-\u9fff]")
+OTHER_LANGUAGE = "简体中文"  # the language switch names the other language in that language
+SKIP_ENDPOINTS = {"static", "favicon", "main.job_file", "sync_logs.import_template"}  # files
+
+
+def _collect(value, out: set):
+    if isinstance(value, str):
+        if HAN.search(value):
+            out.add(value)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _collect(k, out)
+            _collect(v, out)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _collect(v, out)
+
+
+def data_values() -> list[str]:
+    """Every string stored in the database that contains Chinese, longest first."""
+    found: set[str] = set()
+    for table in db.metadata.sorted_tables:
+        cols = [c for c in table.columns if isinstance(c.type, (String, Text, JSON))]
+        if cols:
+            for row in db.session.execute(select(*cols)):
+                for value in row:
+                    _collect(value, found)
+    db.session.rollback()
+    pieces = set(found)
+    for value in found:  # lists join data with 、/，; single lines of multi-line values
+        pieces.update(p for p in re.split(r"[\n、，]", value) if HAN.search(p))
+    return sorted(pieces, key=len, reverse=True)
+
+
+def untranslated(page: str, values: list[str]) -> list[str]:
+    """Snippets of Chinese left once data values are taken out of the page."""
+    text = page
+    # a truncated data cell shows a prefix of the value its title carries in full
+    text = re.sub(r'<span class="trunc" title="([^"]*)">([^<]*)…</span>',
+                  lambda m: "" if html_lib.unescape(m.group(1)).startswith(html_lib.unescape(m.group(2)))
+                  else m.group(0), text)
+    for value in values:  # a whole run of Chinese only: a unit such as 台 must not eat 后台
+        for form in {html_lib.escape(value), value}:
+            text = re.sub(rf"(?<![\u4e00-\u9fff]){re.escape(form)}(?![\u4e00-\u9fff])", "▯", text)
+    text = text.replace(OTHER_LANGUAGE, "")
+    runs = re.finditer(r"[\u4e00-\u9fff][\u4e00-\u9fff\s，。、：（）]*", text)
+    return list(dict.fromkeys(text[max(m.start() - 30, 0):m.end() + 30].replace("\n", " ").strip()
+                              for m in runs))[:8]
+
+
+class Crawl:
+    def __init__(self, client):
+        self.client = client
+        self.pages: dict[str, str] = {}  # label → html
+
+    def keep(self, label: str, response, expect=(200,)):
+        body = response.get_data(as_text=True)
+        assert response.status_code in expect, (label, response.status_code, body[:500])
+        self.pages[label] = body
+        return body
+
+    def get(self, url, expect=(200,)):
+        return self.keep(url, self.client.get(url, follow_redirects=True), expect)
+
+    def post(self, url, data, page, label=None, expect=(200,)):
+        data = dict(data)
+        data["csrf_token"] = csrf_from(self.client.get(page).get_data(as_text=True))
+        return self.keep(label or f"POST {url}", self.client.post(url, data=data, follow_redirects=True), expect)
+
+    def english(self, page="/"):
+        """Switch the language the way a user does: the button on the page."""
+        html = self.client.get(page).get_data(as_text=True)
+        assert 'action="/lang/en"' in html
+        r = self.client.post("/lang/en", data={"csrf_token": csrf_from(html), "next": page})
+        assert r.status_code == 302
+        assert OTHER_LANGUAGE in self.client.get(page).get_data(as_text=True)
+
+
+def _ids(app):
+    from portal.models import JobRun, Organization, SchedulePlan, SyncTask, User
+    from portal.tables import Table
+
+    ids = lambda model: [str(i) for i in db.session.scalars(select(model.id).order_by(model.id))]  # noqa: E731
+    tasks = ids(SyncTask)
+    return {"task_id": tasks, "row_id": tasks, "job_id": ids(JobRun), "user_id": ids(User),
+            "org_id": ids(Organization), "plan_id": ids(SchedulePlan), "table_id": sorted(Table.registry)}
+
+
+def crawl_url_map(app, crawl: Crawl) -> int:
+    """GET every GET route of the URL map, each path id filled with every real id."""
+    values = _ids(app)
+    n = 0
+    for rule in app.url_map.iter_rules():
+        if "GET" not in rule.methods or rule.endpoint in SKIP_ENDPOINTS:
+            continue
+        urls = [rule.rule]
+        for arg in rule.arguments:
+            assert arg in values, f"no ids known for <{arg}> in {rule.rule}: add them to the test"
+            urls = [re.sub(rf"<(?:\w+:)?{arg}>", v, u) for u in urls for v in values[arg]]
+        for url in urls:
+            crawl.get(url, expect=(200, 403, 404))
+            n += 1
+    return n
+
+
+@pytest.fixture
+def site(portal_with_sandbox, sandbox):
+    """The demo tasks of `flask seed`, in every resting 同步状态, made through the product."""
+    from portal.demo import seed_download_tasks
+
+    seed_download_tasks(sandbox.base, "sqlite://")  # the sandbox already answers there
+    return portal_with_sandbox
+
+
+def _task(status: str, org_code: str | None = None):
+    from portal.models import SyncTask
+
+    stmt = select(SyncTask).where(SyncTask.status == status)
+    if org_code:
+        stmt = stmt.where(SyncTask.org_id == org(org_code).id)
+    return db.session.scalars(stmt.order_by(SyncTask.id)).first()
+
+
+def assert_english(crawl: Crawl):
+    values = data_values()
+    bad = {label: snippets for label, html in crawl.pages.items() if (snippets := untranslated(html, values))}
+    assert not bad, "Chinese outside data on English pages:\n" + "\n".join(
+        f"{label}:\n    " + "\n    ".join(snippets) for label, snippets in bad.items())
+
+
+def test_every_page_is_english_for_the_admin(site, client, sandbox):
+    crawl = Crawl(client)
+    # the login page in English, and its error
+    crawl.english("/login")
+    crawl.get("/login")
+    crawl.post("/login", {"username": "admin", "password": "wrong"}, "/login", "login error", expect=(401,))
+    crawl.post("/login", {"username": "admin", "password": "demo1234"}, "/login", "login")
+    crawl.english("/")  # logging in starts a fresh session
+
+    # 电子税局登录失效: a manual fetch meets an expired login (banner on the list, a job page)
+    waiting = _task("processing", "ORG02")
+    sandbox.fault(org("ORG02").tax_id, "login_expired")
+    crawl.post("/sync-logs/fetch-results", {"ids": [str(waiting.id)], "filters": ""}, "/sync-logs/",
+               "获取异步结果 job")
+    run_worker()
+    crawl.get("/sync-logs/")
+    assert org("ORG02").channel_login_expired_at is not None
+    crawl.post(f"/sync-logs/orgs/{org('ORG02').id}/login", {"filters": ""}, "/sync-logs/", "登录 org")
+
+    # bulk buttons: results after a redirect, the void confirmation, refusals
+    failed, success = _task("failed"), _task("success")
+    crawl.post("/sync-logs/retry", {"ids": [str(failed.id), str(success.id)], "filters": ""}, "/sync-logs/",
+               "手工重试 result")
+    crawl.post("/sync-logs/retry", {"filters": ""}, "/sync-logs/", "手工重试 nothing selected")
+    crawl.post("/sync-logs/void", {"ids": [str(_task("no_data").id), str(success.id)], "filters": ""},
+               "/sync-logs/", "作废任务 confirm")
+    crawl.post("/sync-logs/void", {"ids": [str(_task("voided").id)], "filters": ""},
+               "/sync-logs/", "作废任务 confirm, nothing to void")
+    crawl.post("/sync-logs/void", {"ids": [str(_task("no_data").id)], "filters": "", "confirmed": "1"},
+               "/sync-logs/", "作废任务 result")
+    crawl.post("/sync-logs/fetch-results", {"ids": [str(success.id)], "filters": ""}, "/sync-logs/",
+               "获取异步结果 refused")
+    crawl.post("/sync-logs/export", {"filters": ""}, "/sync-logs/", "导出 nothing selected")
+    site.config["EXPORT_SYNC_LIMIT"] = 0  # every export runs as a job
+    crawl.post("/sync-logs/export", {"select_all": "1", "filters": "status=success"}, "/sync-logs/",
+               "导出 job")
+    run_worker()
+
+    # 新增下载任务: its form errors and its result
+    crawl.post("/sync-logs/new", {"start": "x"}, "/sync-logs/new", "新增下载任务 errors")
+    crawl.post("/sync-logs/new", {"org": [str(org("ORG03").id)], "download_type": ["in_full", "unselected_init"],
+                                  "sync_type": "current_month", "start": PERIOD[0].isoformat(),
+                                  "end": PERIOD[1].isoformat()}, "/sync-logs/new", "新增下载任务 result")
+    run_worker()
+    crawl.post("/sync-logs/import", {}, "/sync-logs/import", "手工导入 errors")
+
+    # admin forms: errors and saved messages
+    crawl.post("/admin/orgs/new", {"code": ""}, "/admin/orgs/new", "org form errors")
+    crawl.post("/admin/users/new", {"username": ""}, "/admin/users/new", "user form errors")
+    crawl.post("/admin/params", {}, "/admin/params", "params saved")
+    crawl.post("/admin/plans/1", {"description": "x", "cron": "bad cron"}, "/admin/plans/1", "plan errors")
+    crawl.post(f"/admin/users/{_user('kaipiao2')}/grants", {"grant": []}, f"/admin/users/{_user('kaipiao2')}/grants",
+               "grants saved")
+
+    n = crawl_url_map(site, crawl)
+    crawl.get("/sync-logs/?status=success")
+    crawl.get("/no-such-page", expect=(404,))
+    assert n > 40
+    assert_english(crawl)
+
+
+def _user(username):
+    from portal.models import User
+    return db.session.scalar(select(User.id).where(User.username == username))
+
+
+def test_every_page_is_english_for_a_clerk(site, client, auth, sandbox):
+    crawl = Crawl(client)
+    auth.login("kaipiao1")
+    crawl.english("/")
+    crawl.post("/sync-logs/new", {"org": [str(org("ORG01").id)], "download_type": ["in_full"],
+                                  "sync_type": "current_month", "start": PERIOD[0].isoformat(),
+                                  "end": PERIOD[1].isoformat()}, "/sync-logs/new", "新增下载任务 result")
+    run_worker()
+    crawl.post("/sync-logs/void", {"ids": [str(_task("processing", "ORG02").id)], "filters": ""},
+               "/sync-logs/", "作废任务 without permission")
+    crawl.get("/admin/orgs", expect=(403,))
+    crawl.get("/no-such-page", expect=(404,))
+    n = crawl_url_map(site, crawl)
+    assert n > 40
+    assert_english(crawl)
+
+
+def test_data_is_escaped_and_never_translated(portal_with_sandbox, client, auth):
+    """An organisation's name is data: shown as typed, escaped, on the list, its filter and
+    a batch's page; never taken as a message id or a format string."""
+    from portal.models import Organization
+    from tests.sync_helpers import make_task
+
+    name = "100%(x)s <b>x</b>"
+    o = org("ORG01")
+    o.name = name
+    db.session.commit()
+    task = make_task("ORG01", "success")
+    auth.login("admin")
+    escaped = "100%(x)s &lt;b&gt;x&lt;/b&gt;"
+    for lang in ("zh", "en"):
+        auth.post(f"/lang/{lang}", {"next": "/"})
+        for url in ("/sync-logs/", f"/sync-logs/{task.id}", "/admin/orgs"):
+            r = client.get(url)
+            html = r.get_data(as_text=True)
+            assert r.status_code == 200, (url, html[:300])
+            assert "<b>x</b>" not in html, url
+            assert escaped in html, url
+        listing = client.get("/sync-logs/").get_data(as_text=True)
+        assert f'<option value="{o.id}"' in listing and f">{escaped}</option>" in listing
+    assert db.session.get(Organization, o.id).name == name
