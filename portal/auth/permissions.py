@@ -17,7 +17,7 @@ from portal.extensions import db
 from portal.models import Grant, Organization, SystemParameter
 
 MODULES = {
-    "F18012": ("数据同步日志查询", [
+    "F18012": (_l("数据同步日志查询"), [
         ("query", _l("查询")),
         ("create", _l("新增下载任务")),
         ("fetch_result", _l("获取异步结果")),
@@ -25,7 +25,7 @@ MODULES = {
         ("void", _l("作废任务")),
         ("export", _l("导出")),
     ]),
-    "F17008": ("开票过程监控", [
+    "F17008": (_l("开票过程监控"), [
         ("query", _l("查询")),
         ("import", _l("导入")),
         ("issue", _l("开票")),

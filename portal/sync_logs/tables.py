@@ -27,6 +27,11 @@ FAILURE_REASONS = [ReasonCode.LOGIN_EXPIRED, ReasonCode.BUREAU_BUSY, ReasonCode.
                    ReasonCode.DOWNLOAD_FAILED, ReasonCode.TAXPAYER_TYPE, ReasonCode.NOT_SUPPORTED,
                    ReasonCode.NOT_FOUND, ReasonCode.AUTH_FAILED, ReasonCode.INVALID_REQUEST]
 
+# Fixed choices are lazy strings (translated when shown); the reasons are the channels'
+# catalogued messages (marked with N_ in portal.channels.base).
+REASON_CHOICES = [(code.value, _l(REASON_MESSAGES[code])) for code in FAILURE_REASONS]
+YES = [("1", _l("是"))]
+
 SYNC_TABLE = Table(
     "sync-table", SyncTask.id,
     columns=[
@@ -65,10 +70,8 @@ SYNC_TABLE = Table(
         Filter("success_count", "处理成功的份数", SyncTask.success_count, "int"),
         Filter("invoice_count", "下载发票份数", SyncTask.invoice_count, "int"),
         Filter("error", "错误描述", SyncTask.error, "contains", placeholder=_l("包含的文字")),
-        Filter("reason", "失败原因", SyncTask.reason_code, "select",
-               [(code.value, _l(REASON_MESSAGES[code])) for code in FAILURE_REASONS]),
-        Filter("has_failures", "有处理失败", SyncTask.success_count < SyncTask.invoice_count, "flag",
-               [("1", _l("是"))]),
+        Filter("reason", "失败原因", SyncTask.reason_code, "select", REASON_CHOICES),
+        Filter("has_failures", "有处理失败", SyncTask.success_count < SyncTask.invoice_count, "flag", YES),
         Filter("created_from", "创建时间从", SyncTask.created_at, "date_from"),
         Filter("created_to", "创建时间至", SyncTask.created_at, "date_to"),
     ],
