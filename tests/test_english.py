@@ -164,6 +164,7 @@ def test_every_page_is_english_for_the_admin(site, client, sandbox):
     # the login page in English, and its error
     crawl.english("/login")
     crawl.get("/login")
+    assert "Please log in first" in crawl.get("/sync-logs/", label="login required")  # flashed on /login
     crawl.post("/login", {"username": "admin", "password": "wrong"}, "/login", "login error", expect=(401,))
     auth_login = client.post("/login", data={"username": "admin", "password": "demo1234",
                                              "csrf_token": csrf_from(client.get("/login").get_data(as_text=True))})
