@@ -235,7 +235,7 @@ def test_every_page_is_english_for_the_admin(site, client, sandbox):
         assert words in listing, words
     badges = re.findall(r'<span class="status[^"]*">([^<]*)</span>', listing)
     assert badges and not [b for b in badges if HAN.search(b)], badges
-    print(f"\n{len(crawl.pages)} pages checked in English")
+    print(f"\n{len(crawl.pages)} pages checked in English ({n} URL-map URLs)")
 
 
 def _user(username):
@@ -258,7 +258,7 @@ def test_every_page_is_english_for_a_clerk(site, client, auth, sandbox):
     n = crawl_url_map(site, crawl)
     assert n > 40
     assert_english(crawl)
-    print(f"\n{len(crawl.pages)} pages checked in English")
+    print(f"\n{len(crawl.pages)} pages checked in English ({n} URL-map URLs)")
 
 
 def test_data_is_escaped_and_never_translated(portal_with_sandbox, client, auth):
