@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
 from jobs import app_job, enqueue
@@ -46,10 +47,10 @@ def _reap_jobs():
 
 # plan.job → (label, function returning a short result text)
 PLAN_JOBS = {
-    "sync.today": ("当天进销项下载（每个已引入发票服务的组织）", _today_download),
-    "sync.current_month": ("当前月进销项下载（每个已引入发票服务的组织）", _month_download),
-    "sync.watchdog": ("下载任务巡检：申请、查询、通道作废", _sweep),
-    "jobs.reap": ("后台任务中断检测与过期文件清理", _reap_jobs),
+    "sync.today": (_l("当天进销项下载（每个已引入发票服务的组织）"), _today_download),
+    "sync.current_month": (_l("当前月进销项下载（每个已引入发票服务的组织）"), _month_download),
+    "sync.watchdog": (_l("下载任务巡检：申请、查询、通道作废"), _sweep),
+    "jobs.reap": (_l("后台任务中断检测与过期文件清理"), _reap_jobs),
 }
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Flask, has_request_context, session, render_template
+from flask_babel import gettext, lazy_gettext
 from flask_wtf.csrf import CSRFError
 
 from portal.config import default_config, ROOT
@@ -29,7 +30,7 @@ def create_app(config: dict | None = None) -> Flask:
                      compare_type=True)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "请先登录"
+    login_manager.login_message = lazy_gettext("请先登录")
     login_manager.login_message_category = "warning"
     login_manager.session_protection = "strong"
     csrf.init_app(app)
@@ -72,21 +73,21 @@ def create_app(config: dict | None = None) -> Flask:
     @app.errorhandler(CSRFError)
     def csrf_error(e):
         return render_template("error.html", code=400,
-                               message="表单已过期或来源不可信（CSRF 校验失败），请刷新页面后重试"), 400
+                               message=gettext("表单已过期或来源不可信（CSRF 校验失败），请刷新页面后重试")), 400
 
     @app.errorhandler(403)
     def forbidden(e):
         return render_template("error.html", code=403,
-                               message=getattr(e, "description", None) or "没有权限"), 403
+                               message=getattr(e, "description", None) or gettext("没有权限")), 403
 
     @app.errorhandler(404)
     def not_found(e):
-        return render_template("error.html", code=404, message="页面不存在"), 404
+        return render_template("error.html", code=404, message=gettext("页面不存在")), 404
 
     @app.errorhandler(413)
     def too_large(e):
         mb = app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
         return render_template("error.html", code=413,
-                               message=f"上传文件过大，最大允许 {mb} MB"), 413
+                               message=gettext("上传文件过大，最大允许 %(mb)s MB", mb=mb)), 413
 
     return app

@@ -28,6 +28,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode
 
 from flask import current_app, has_request_context, request
+from flask_babel import LazyString, lazy_gettext
 from flask_login import current_user
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.sql import ColumnElement
@@ -44,6 +45,13 @@ PAGING_KEYS = ("after", "before", "last", "page")
 SELECT_PAGE_KEY = "sel"  # sel=page: render this page with every row ticked (no JS needed)
 
 
+def _message(label):
+    """A Column/Filter/Action label is a message id written in the code (the catalogue
+    extracts it with ``-k Column:2`` etc.): it becomes a lazy string here, translated when
+    rendered, so templates print ``{{ c.label }}`` and never call ``_()`` on a variable."""
+    return lazy_gettext(label) if isinstance(label, str) and not isinstance(label, LazyString) else label
+
+
 @dataclass
 class Column:
     key: str
@@ -58,6 +66,7 @@ class Column:
     tone: Callable[[Any], str] | None = None   # `badge`: row → ok | bad | busy | warn
 
     def __post_init__(self):
+        self.label = _message(self.label)
         if self.show not in (ESSENTIAL, SHOWN, HIDDEN):
             raise ValueError(f"Column {self.key!r}: show must be essential, shown or hidden")
 
@@ -79,6 +88,11 @@ class Filter:
     choices: list[tuple[str, str]] | None = None
     placeholder: str = ""
     options: Callable[[], list[tuple[str, str]]] | None = None  # choices known per request
+    # Choice labels: fixed choices are lazy strings (translated); options built from data
+    # (e.g. organisation names) are plain strings, shown escaped and untranslated.
+
+    def __post_init__(self):
+        self.label = _message(self.label)
 
     def current_choices(self):
         return self.options() if self.options else self.choices
@@ -117,6 +131,9 @@ class Action:
     endpoint: str
     permission: str
     destructive: bool = False
+
+    def __post_init__(self):
+        self.label = _message(self.label)
 
 
 @dataclass

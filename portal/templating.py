@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from flask import request, url_for
+from flask_babel import gettext
 from markupsafe import Markup
 from werkzeug.routing import BuildError
 from flask_wtf.csrf import generate_csrf
@@ -23,7 +24,7 @@ def fmt(value):
     if isinstance(value, Decimal):
         return f"{value:,.2f}"
     if isinstance(value, bool):
-        return "是" if value else "否"
+        return gettext("是") if value else gettext("否")
     return value
 
 

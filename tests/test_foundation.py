@@ -185,7 +185,7 @@ def test_english_can_be_switched_on(demo, auth, client):
     assert "数据同步日志查询" in html
     auth.post("/lang/en", {"next": "/sync-logs/"})
     html = client.get("/sync-logs/").get_data(as_text=True)
-    assert "Data sync log" in html and "Batch no." in html and "Manual retry" in html
+    assert "Data sync log" in html and "Download batch no." in html and "Retry manually" in html  # the manuals' English
 
 
 def test_compiled_catalogue_is_up_to_date():

@@ -1,5 +1,6 @@
 """Admin pages: organisations, users and grants, system parameters, audit trail."""
 from flask import abort, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from portal.admin import bp, service
@@ -40,7 +41,7 @@ USER_TABLE = Table(
         Column("name", "姓名"),
         Column("role", "角色", value=lambda u: u.role_label),
         Column("active", "启用"),
-        Column("grants", "授权", value=lambda u: "设置授权",
+        Column("grants", "授权", value=lambda u: _("设置授权"),
                href=lambda u: url_for("admin.user_grants", user_id=u.id)),
     ],
     filters=[
@@ -100,10 +101,10 @@ def org_edit(org_id=None):
     if form.validate_on_submit():
         clash = db.session.scalar(select(Organization).where(Organization.code == form.code.data))
         if clash is not None and clash is not org:
-            form.code.errors.append("组织编码已存在")
+            form.code.errors.append(_("组织编码已存在"))
         else:
             org = service.save_organization(org, form.data)
-            notify(f"已保存核算组织 {org.name}")
+            notify(_("已保存核算组织 %(name)s", name=org.name))
             return redirect(url_for("admin.orgs"))
     return render_template("admin/org_form.html", form=form, org=org)
 
@@ -127,12 +128,12 @@ def user_edit(user_id=None):
     if form.validate_on_submit():
         clash = db.session.scalar(select(User).where(User.username == form.username.data))
         if clash is not None and clash is not user:
-            form.username.errors.append("用户名已存在")
+            form.username.errors.append(_("用户名已存在"))
         elif user is None and not form.password.data:
-            form.password.errors.append("新建用户必须设置密码")
+            form.password.errors.append(_("新建用户必须设置密码"))
         else:
             user = service.save_user(user, form.data)
-            notify(f"已保存用户 {user.username}")
+            notify(_("已保存用户 %(name)s", name=user.username))
             return redirect(url_for("admin.users"))
     return render_template("admin/user_form.html", form=form, user=user)
 
@@ -146,11 +147,11 @@ def user_grants(user_id):
     if request.method == "POST":
         wanted = set()
         for value in request.form.getlist("grant"):
-            org_id, _, perm = value.partition("|")
+            org_id, _sep, perm = value.partition("|")
             if org_id.isdigit():
                 wanted.add((int(org_id), perm))
         added, removed = service.set_grants(user, wanted)
-        notify(f"已保存授权：新增 {added} 项，移除 {removed} 项")
+        notify(_("已保存授权：新增 %(added)s 项，移除 %(removed)s 项", added=added, removed=removed))
         return redirect(url_for("admin.user_grants", user_id=user.id))
     held = set(db.session.execute(
         select(Grant.org_id, Grant.permission).where(Grant.user_id == user.id)).all())
@@ -166,7 +167,7 @@ def params():
             value = "1" if request.form.get(key) == "1" else "0"
             if value != SystemParameter.get(key):
                 service.set_parameter(key, value)
-        notify("系统参数已保存")
+        notify(_("系统参数已保存"))
         return redirect(url_for("admin.params"))
     values = {k: SystemParameter.get(k) for k in PARAMETERS}
     return render_template("admin/params.html", parameters=PARAMETERS, values=values)
@@ -187,7 +188,7 @@ PLAN_TABLE = Table(
         Column("code", "调度计划编码", sort=SchedulePlan.code,
                href=lambda p: url_for("admin.plan_edit", plan_id=p.id)),
         Column("description", "描述"),
-        Column("schedule", "执行周期", value=lambda p: p.cron or f"每 {p.interval_seconds} 秒"),
+        Column("schedule", "执行周期", value=lambda p: p.cron or _("每 %(n)s 秒", n=p.interval_seconds)),
         Column("enabled", "启用"),
         Column("last_run_at", "上次执行"),
         Column("next_run_at", "下次执行"),
@@ -213,6 +214,6 @@ def plan_edit(plan_id):
     if request.method == "POST":
         errors = service.save_plan(plan, request.form)
         if not errors:
-            notify(f"已保存调度计划 {plan.code}，下次执行时间将按新的周期计算")
+            notify(_("已保存调度计划 %(code)s，下次执行时间将按新的周期计算", code=plan.code))
             return redirect(url_for("admin.plans"))
     return render_template("admin/plan_form.html", plan=plan, errors=errors, form=request.form)

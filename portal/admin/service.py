@@ -1,6 +1,7 @@
 """Admin changes to users, organisations, grants and parameters — each audited."""
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import select, delete
 
 from portal import audit
@@ -84,16 +85,16 @@ def save_plan(plan, form) -> list[str]:
     interval = (form.get("interval_seconds") or "").strip()
     errors = []
     if cron and interval:
-        errors.append("Cron 表达式与固定间隔只能填写一项")
+        errors.append(_("Cron 表达式与固定间隔只能填写一项"))
     elif cron and not croniter.is_valid(cron):
-        errors.append(f"Cron 表达式“{cron}”不正确，例如：0 * * * *（每小时整点）")
+        errors.append(_("Cron 表达式“%(cron)s”不正确，例如：0 * * * *（每小时整点）", cron=cron))
     elif interval and (not interval.isdigit() or not 60 <= int(interval) <= 31 * 86400):
-        errors.append("固定间隔应为 60 至 2678400 之间的秒数")
+        errors.append(_("固定间隔应为 60 至 2678400 之间的秒数"))
     elif not cron and not interval:
-        errors.append("请填写 Cron 表达式或固定间隔")
+        errors.append(_("请填写 Cron 表达式或固定间隔"))
     description = (form.get("description") or "").strip()
     if not description:
-        errors.append("请填写描述")
+        errors.append(_("请填写描述"))
     if errors:
         return errors
     before = f"{plan.cron or plan.interval_seconds} {'启用' if plan.enabled else '停用'}"

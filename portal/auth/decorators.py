@@ -1,6 +1,7 @@
 from functools import wraps
 
 from flask import abort, redirect, url_for
+from flask_babel import gettext
 from flask_login import current_user, login_required
 
 from portal.auth import permissions
@@ -12,7 +13,7 @@ def admin_required(view):
     @login_required
     def wrapper(*args, **kwargs):
         if not current_user.is_admin:
-            abort(403, "仅管理员可以访问此页面")
+            abort(403, gettext("仅管理员可以访问此页面"))
         return view(*args, **kwargs)
     return wrapper
 

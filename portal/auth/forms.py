@@ -1,9 +1,10 @@
 from flask_wtf import FlaskForm
+from flask_babel import lazy_gettext as _l
 from wtforms import PasswordField, StringField, BooleanField
 from wtforms.validators import DataRequired, Length
 
 
 class LoginForm(FlaskForm):
-    username = StringField("用户名", validators=[DataRequired("请输入用户名"), Length(max=60)])
-    password = PasswordField("密码", validators=[DataRequired("请输入密码"), Length(max=200)])
-    remember = BooleanField("保持登录")
+    username = StringField(_l("用户名"), validators=[DataRequired(_l("请输入用户名")), Length(max=60)])
+    password = PasswordField(_l("密码"), validators=[DataRequired(_l("请输入密码")), Length(max=200)])
+    remember = BooleanField(_l("保持登录"))

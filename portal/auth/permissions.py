@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from flask import g
+from flask_babel import gettext, lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -16,24 +17,24 @@ from portal.extensions import db
 from portal.models import Grant, Organization, SystemParameter
 
 MODULES = {
-    "F18012": ("数据同步日志查询", [
-        ("query", "查询"),
-        ("create", "新增下载任务"),
-        ("fetch_result", "获取异步结果"),
-        ("retry", "手工重试"),
-        ("void", "作废任务"),
-        ("export", "导出"),
+    "F18012": (_l("数据同步日志查询"), [
+        ("query", _l("查询")),
+        ("create", _l("新增下载任务")),
+        ("fetch_result", _l("获取异步结果")),
+        ("retry", _l("手工重试")),
+        ("void", _l("作废任务")),
+        ("export", _l("导出")),
     ]),
-    "F17008": ("开票过程监控", [
-        ("query", "查询"),
-        ("import", "导入"),
-        ("issue", "开票"),
-        ("return", "退回"),
-        ("delete", "删除"),
-        ("edit", "编辑"),
-        ("export", "引出"),
-        ("trace", "上查"),
-        ("approval_flow", "查看审批流程图"),
+    "F17008": (_l("开票过程监控"), [
+        ("query", _l("查询")),
+        ("import", _l("导入")),
+        ("issue", _l("开票")),
+        ("return", _l("退回")),
+        ("delete", _l("删除")),
+        ("edit", _l("编辑")),
+        ("export", _l("引出")),
+        ("trace", _l("上查")),
+        ("approval_flow", _l("查看审批流程图")),
     ]),
 }
 
@@ -88,7 +89,7 @@ def button_visible(permission: str) -> bool:
 
 
 def no_permission_message(permission: str) -> str:
-    return f"您没有「{label(permission)}」的权限，请联系管理员授权"
+    return gettext("您没有「%(label)s」的权限，请联系管理员授权", label=label(permission))
 
 
 @dataclass
@@ -110,5 +111,6 @@ def partition(permission: str, rows: Iterable, org_of=lambda r: r.org_id, user=N
             if org_id not in names:
                 org = db.session.get(Organization, org_id)
                 names[org_id] = org.name if org else str(org_id)
-            refused.append(Refusal(row, f"无「{label(permission)}」权限（核算组织：{names[org_id]}）"))
+            refused.append(Refusal(row, gettext("无「%(label)s」权限（核算组织：%(org)s）", label=label(permission),
+                                                 org=names[org_id])))
     return allowed, refused

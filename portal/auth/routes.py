@@ -2,6 +2,7 @@
 from urllib.parse import urlsplit
 
 from flask import redirect, render_template, request, url_for, session
+from flask_babel import gettext
 from flask_login import login_user, logout_user, login_required
 from sqlalchemy import select
 
@@ -40,7 +41,7 @@ def login():
         username = form.username.data.strip()
         ip = request.remote_addr or "-"
         if throttle.locked(username, ip):
-            error = "登录失败次数过多，账号已临时锁定，请15分钟后再试"
+            error = gettext("登录失败次数过多，账号已临时锁定，请15分钟后再试")
         else:
             user = db.session.scalar(select(User).where(User.username == username))
             if user and user.active and user.check_password(form.password.data):
@@ -53,7 +54,7 @@ def login():
                 db.session.commit()
                 return redirect(_safe_next(request.args.get("next")))
             throttle.failed(username, ip)
-            error = "用户名或密码错误"
+            error = gettext("用户名或密码错误")
     return render_template("auth/login.html", form=form, error=error), (401 if error else 200)
 
 
@@ -62,5 +63,5 @@ def login():
 def logout():
     logout_user()
     session.clear()
-    notify("已退出登录")
+    notify(gettext("已退出登录"))
     return redirect(url_for("auth.login"))

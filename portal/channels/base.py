@@ -14,6 +14,14 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import date
 
+from flask_babel import lazy_gettext as _l
+
+
+def N_(message: str) -> str:
+    """Marks a message for the catalogue without translating it: the channels' reason
+    messages are stored as the bureau's words; lists translate them at render time."""
+    return message
+
 
 class ChannelKind(str, enum.Enum):
     RPA = "rpa"        # RPA: drives the bureau web portal; does NOT de-duplicate serials
@@ -22,7 +30,7 @@ class ChannelKind(str, enum.Enum):
 
     @property
     def label(self) -> str:
-        return {"rpa": "RPA", "leqi": "乐企", "taxctrl": "税控"}[self.value]
+        return {"rpa": _l("RPA"), "leqi": _l("乐企"), "taxctrl": _l("税控")}[self.value]
 
 
 class Outcome(str, enum.Enum):
@@ -52,12 +60,12 @@ class DownloadType(str, enum.Enum):
 
 
 DOWNLOAD_TYPE_LABELS = {
-    DownloadType.IN_FULL: "进项-全量",
-    DownloadType.OUT_FULL: "销项-全量",
-    DownloadType.IN_STATUS: "进项状态更新",
-    DownloadType.IN_INCR: "进项-增量",
-    DownloadType.UNSELECTED_INIT: "未勾选数据初始化",
-    DownloadType.IN_EINV_FILE: "进项-数电发票文件下载",
+    DownloadType.IN_FULL: _l("进项-全量"),
+    DownloadType.OUT_FULL: _l("销项-全量"),
+    DownloadType.IN_STATUS: _l("进项状态更新"),
+    DownloadType.IN_INCR: _l("进项-增量"),
+    DownloadType.UNSELECTED_INIT: _l("未勾选数据初始化"),
+    DownloadType.IN_EINV_FILE: _l("进项-数电发票文件下载"),
 }
 
 
@@ -100,30 +108,30 @@ class ReasonCode(str, enum.Enum):
 
 
 REASON_MESSAGES = {
-    ReasonCode.LOGIN_EXPIRED: "电子税局登录失效，请重试",
-    ReasonCode.BUREAU_BUSY: "税局繁忙，请稍后再试",
-    ReasonCode.UNKNOWN_ERROR: "未知异常",
-    ReasonCode.DUPLICATE_NUMBER: "发票号码已存在",
-    ReasonCode.QUOTA_EXHAUSTED: "授信额度不足",
-    ReasonCode.RED_FORM_PENDING: "该发票存在进行中的红字确认单",
-    ReasonCode.BLUE_NOT_FOUND: "红字确认单对应蓝字发票不存在",
-    ReasonCode.SAME_BUYER_SELLER: "购销方不能为同一家企业",
-    ReasonCode.ACCOUNT_NOT_CONFIGURED: "未配置数电开票账号",
-    ReasonCode.SINGLE_LIMIT_EXCEEDED: "开票单张金额超限",
-    ReasonCode.RESULT_NOT_READY: "未查询到开票结果，请稍后再试",
-    ReasonCode.FACE_CHECK_FAILED: "人脸核验失败",
-    ReasonCode.GATEWAY_TIMEOUT: "网关超时",
-    ReasonCode.RATE_LIMITED: "请求过于频繁，请稍后再试",
-    ReasonCode.TIMEOUT: "通道响应超时，结果未知",
-    ReasonCode.CONNECTION_ERROR: "无法连接通道服务",
-    ReasonCode.INVALID_REQUEST: "请求数据不合法",
-    ReasonCode.TAXPAYER_TYPE: "小规模纳税人不支持抵扣类勾选数据下载",
-    ReasonCode.NOT_SUPPORTED: "该通道不支持此操作",
-    ReasonCode.NOT_FOUND: "未找到对应数据",
-    ReasonCode.RESPONSE_LOST: "通道连接中断，结果未知",
-    ReasonCode.AUTH_FAILED: "通道鉴权失败，请检查AppKey与密钥",
-    ReasonCode.DOWNLOAD_APPLY_FAILED: "进销项下载申请失败：无法连接税局下载",
-    ReasonCode.DOWNLOAD_FAILED: "下载失败：税局数据文件生成失败",
+    ReasonCode.LOGIN_EXPIRED: N_("电子税局登录失效，请重试"),
+    ReasonCode.BUREAU_BUSY: N_("税局繁忙，请稍后再试"),
+    ReasonCode.UNKNOWN_ERROR: N_("未知异常"),
+    ReasonCode.DUPLICATE_NUMBER: N_("发票号码已存在"),
+    ReasonCode.QUOTA_EXHAUSTED: N_("授信额度不足"),
+    ReasonCode.RED_FORM_PENDING: N_("该发票存在进行中的红字确认单"),
+    ReasonCode.BLUE_NOT_FOUND: N_("红字确认单对应蓝字发票不存在"),
+    ReasonCode.SAME_BUYER_SELLER: N_("购销方不能为同一家企业"),
+    ReasonCode.ACCOUNT_NOT_CONFIGURED: N_("未配置数电开票账号"),
+    ReasonCode.SINGLE_LIMIT_EXCEEDED: N_("开票单张金额超限"),
+    ReasonCode.RESULT_NOT_READY: N_("未查询到开票结果，请稍后再试"),
+    ReasonCode.FACE_CHECK_FAILED: N_("人脸核验失败"),
+    ReasonCode.GATEWAY_TIMEOUT: N_("网关超时"),
+    ReasonCode.RATE_LIMITED: N_("请求过于频繁，请稍后再试"),
+    ReasonCode.TIMEOUT: N_("通道响应超时，结果未知"),
+    ReasonCode.CONNECTION_ERROR: N_("无法连接通道服务"),
+    ReasonCode.INVALID_REQUEST: N_("请求数据不合法"),
+    ReasonCode.TAXPAYER_TYPE: N_("小规模纳税人不支持抵扣类勾选数据下载"),
+    ReasonCode.NOT_SUPPORTED: N_("该通道不支持此操作"),
+    ReasonCode.NOT_FOUND: N_("未找到对应数据"),
+    ReasonCode.RESPONSE_LOST: N_("通道连接中断，结果未知"),
+    ReasonCode.AUTH_FAILED: N_("通道鉴权失败，请检查AppKey与密钥"),
+    ReasonCode.DOWNLOAD_APPLY_FAILED: N_("进销项下载申请失败：无法连接税局下载"),
+    ReasonCode.DOWNLOAD_FAILED: N_("下载失败：税局数据文件生成失败"),
 }
 
 

@@ -52,9 +52,9 @@ def _columns(with_user: bool) -> list[Column]:
 
 
 _FILTERS = [
-    Filter("status", "状态", JobRun.status, "select", [(k, str(v)) for k, v in JOB_STATUS_LABELS.items()]),
+    Filter("status", "状态", JobRun.status, "select", list(JOB_STATUS_LABELS.items())),
     Filter("kind", "任务类型", JobRun.kind, "select",
-           options=lambda: [(k, str(v)) for k, v in tracked.KIND_LABELS.items()]),
+           options=lambda: list(tracked.KIND_LABELS.items())),
 ]
 JOBS_TABLE = Table("jobs-table", JobRun.id, _columns(False), _FILTERS, default_sort="id", selectable=False)
 ALL_JOBS_TABLE = Table("jobs-table", JobRun.id, _columns(True), _FILTERS + [

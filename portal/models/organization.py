@@ -4,6 +4,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import String, Boolean, Float, DateTime
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -18,7 +19,7 @@ class TaxpayerType(str, enum.Enum):
 
     @property
     def label(self) -> str:
-        return {"general": "一般纳税人", "small": "小规模纳税人"}[self.value]
+        return {"general": _l("一般纳税人"), "small": _l("小规模纳税人")}[self.value]
 
 
 class Organization(db.Model):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import DateTime, Index, Integer, JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -25,8 +26,8 @@ class OutboxStatus(str, enum.Enum):
     FAILED = "failed"        # given up (definitive refusal or too many attempts)
 
 
-OUTBOX_STATUS_LABELS = {OutboxStatus.PENDING: "待发送", OutboxStatus.SENDING: "发送中",
-                        OutboxStatus.DELIVERED: "已送达", OutboxStatus.FAILED: "发送失败"}
+OUTBOX_STATUS_LABELS = {OutboxStatus.PENDING: _l("待发送"), OutboxStatus.SENDING: _l("发送中"),
+                        OutboxStatus.DELIVERED: _l("已送达"), OutboxStatus.FAILED: _l("发送失败")}
 
 _O = OutboxStatus
 OUTBOX_MACHINE = StateMachine.of("outbox", {

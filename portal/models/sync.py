@@ -5,6 +5,7 @@ import enum
 from datetime import date, datetime
 from decimal import Decimal
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (String, Date, DateTime, Integer, Numeric, Boolean, ForeignKey,
                         Index, UniqueConstraint, JSON)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -34,15 +35,15 @@ class SyncStatus(str, enum.Enum):
 
 
 SYNC_STATUS_LABELS = {
-    SyncStatus.INCOMPLETE: "进销项数据不全",
-    SyncStatus.HEADER_ONLY: "已下载表头",
-    SyncStatus.FAILED: "下载失败",
-    SyncStatus.PROCESSING: "下载处理中",
-    SyncStatus.APPLY_FAILED: "进销项下载申请失败",
-    SyncStatus.DOWNLOADED: "数据已下载",
-    SyncStatus.NO_DATA: "没有数据",
-    SyncStatus.SUCCESS: "成功",
-    SyncStatus.VOIDED: "已作废",
+    SyncStatus.INCOMPLETE: _l("进销项数据不全"),
+    SyncStatus.HEADER_ONLY: _l("已下载表头"),
+    SyncStatus.FAILED: _l("下载失败"),
+    SyncStatus.PROCESSING: _l("下载处理中"),
+    SyncStatus.APPLY_FAILED: _l("进销项下载申请失败"),
+    SyncStatus.DOWNLOADED: _l("数据已下载"),
+    SyncStatus.NO_DATA: _l("没有数据"),
+    SyncStatus.SUCCESS: _l("成功"),
+    SyncStatus.VOIDED: _l("已作废"),
 }
 
 # What the bureau's answer to a download query means for the task.
@@ -87,13 +88,13 @@ class SyncType(str, enum.Enum):
 
 
 SYNC_TYPE_LABELS = {
-    SyncType.INPUT_COLLECT: "进项采集",
-    SyncType.CURRENT_MONTH: "当前月进销项下载",
-    SyncType.HISTORY_MONTH: "历史月进销项下载",
-    SyncType.CURRENT_PERIOD: "当前属期进项下载",
-    SyncType.MANUAL_IMPORT: "手工导入",
-    SyncType.HISTORY_PERIOD: "历史属期进项下载",
-    SyncType.TODAY: "当天进销项下载",
+    SyncType.INPUT_COLLECT: _l("进项采集"),
+    SyncType.CURRENT_MONTH: _l("当前月进销项下载"),
+    SyncType.HISTORY_MONTH: _l("历史月进销项下载"),
+    SyncType.CURRENT_PERIOD: _l("当前属期进项下载"),
+    SyncType.MANUAL_IMPORT: _l("手工导入"),
+    SyncType.HISTORY_PERIOD: _l("历史属期进项下载"),
+    SyncType.TODAY: _l("当天进销项下载"),
 }
 
 
@@ -207,9 +208,10 @@ class AttemptStatus(str, enum.Enum):
     UNKNOWN = "unknown"    # timeout / lost answer: recovered with the SAME request id
 
 
+ATTEMPT_REASON_LABELS = {"新增": _l("新增"), "手工重试": _l("手工重试")}  # SyncTaskAttempt.reason
 ATTEMPT_STATUS_LABELS = {
-    AttemptStatus.PENDING: "待申请", AttemptStatus.SENT: "申请中", AttemptStatus.ACCEPTED: "税局已受理",
-    AttemptStatus.REFUSED: "申请失败", AttemptStatus.UNKNOWN: "结果未知，将以同一请求号查询",
+    AttemptStatus.PENDING: _l("待申请"), AttemptStatus.SENT: _l("申请中"), AttemptStatus.ACCEPTED: _l("税局已受理"),
+    AttemptStatus.REFUSED: _l("申请失败"), AttemptStatus.UNKNOWN: _l("结果未知，将以同一请求号查询"),
 }
 
 _A = AttemptStatus
@@ -257,6 +259,11 @@ class SyncTaskAttempt(db.Model):
     def status_label(self) -> str:
         return ATTEMPT_STATUS_LABELS[AttemptStatus(self.status)]
 
+    @property
+    def reason_label(self) -> str:
+        """What started the application; `reason` stores the Chinese word as a code."""
+        return ATTEMPT_REASON_LABELS.get(self.reason, self.reason)
+
 
 class SyncRequestClaim(db.Model):
     """The 3-minute rule, atomically: one row per organisation, type and period.
@@ -297,8 +304,8 @@ class SyncTaskInvoice(db.Model):
 
     pool_invoice = relationship("PoolInvoice", lazy="joined")
 
-    OUTCOME_LABELS = {"stored": "已入池", "updated": "已更新票池", "unchanged": "票池已有",
-                      "failed": "处理失败"}
+    OUTCOME_LABELS = {"stored": _l("已入池"), "updated": _l("已更新票池"), "unchanged": _l("票池已有"),
+                      "failed": _l("处理失败")}
 
     @property
     def outcome_label(self) -> str:

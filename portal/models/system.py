@@ -1,4 +1,5 @@
 """系统参数 — system parameters editable by admins."""
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -7,8 +8,8 @@ from portal.extensions import db
 # key → (label, default, help)
 PARAMETERS = {
     "hide_unauthorized_buttons": (
-        "隐藏无权按钮", "0",
-        "开启：无权限的按钮不显示；关闭：无权限也显示按钮，操作时提示没有权限。",
+        _l("隐藏无权按钮"), "0",
+        _l("开启：无权限的按钮不显示；关闭：无权限也显示按钮，操作时提示没有权限。"),
     ),
 }
 

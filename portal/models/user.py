@@ -4,6 +4,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from flask_login import UserMixin
 from sqlalchemy import String, Boolean, DateTime, ForeignKey, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -20,7 +21,7 @@ class Role(str, enum.Enum):
 
     @property
     def label(self) -> str:
-        return {"clerk": "开票员", "supervisor": "主管", "admin": "管理员"}[self.value]
+        return {"clerk": _l("开票员"), "supervisor": _l("主管"), "admin": _l("管理员")}[self.value]
 
 
 class User(UserMixin, db.Model):

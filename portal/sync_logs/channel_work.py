@@ -237,10 +237,10 @@ def complete(task: SyncTask, status: SyncStatus, invoices: list[dict], bureau_me
     fields = dict(invoice_count=total, success_count=stored, next_check_at=None)
     if status in (S.FAILED, S.NO_DATA):
         error = bureau_message if status is S.FAILED else ""
-        won = transition(task, status, reason=bureau_message or status.label, actor=actor, error=error[:500],
+        won = transition(task, status, reason=bureau_message or str(status.label), actor=actor, error=error[:500],
                          reason_code=ReasonCode.DOWNLOAD_FAILED.value if status is S.FAILED else "", **fields)
         db.session.commit() if won else db.session.rollback()
-        return CheckResult(True, status.label + (f"：{bureau_message}" if bureau_message else ""))
+        return CheckResult(True, str(status.label) + (f"：{bureau_message}" if bureau_message else ""))
     error = f"{failed} 份发票处理失败（详见批次明细）" if failed else ""
     if status is S.INCOMPLETE and not error:
         error = bureau_message or "进项或销项数据不全"

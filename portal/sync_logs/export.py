@@ -89,8 +89,9 @@ def rows_query(task_query: Select) -> Select:
 
 def _row(r, tz: ZoneInfo | None = None) -> list:
     tz = tz or _display_tz()
-    return [r[0], r[1], r[2], SYNC_STATUS_LABELS[SyncStatus(r[3])], DOWNLOAD_TYPE_LABELS[DownloadType(r[4])],
-            r[5], r[6], r[7], r[8], SYNC_TYPE_LABELS[SyncType(r[9])], r[10], ChannelKind(r[11]).label,
+    # labels are lazy strings: a cell needs the text (the worker has no locale: Chinese)
+    return [r[0], r[1], r[2], str(SYNC_STATUS_LABELS[SyncStatus(r[3])]), str(DOWNLOAD_TYPE_LABELS[DownloadType(r[4])]),
+            r[5], r[6], r[7], r[8], str(SYNC_TYPE_LABELS[SyncType(r[9])]), r[10], str(ChannelKind(r[11]).label),
             _local(r[12], tz), _local(r[13], tz), _local(r[14], tz)]
 
 

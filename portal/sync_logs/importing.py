@@ -9,6 +9,7 @@ import io
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
+from flask_babel import gettext
 from openpyxl import Workbook
 from python_calamine import CalamineWorkbook
 
@@ -65,19 +66,19 @@ def read_bureau_file(upload) -> tuple[list[dict], list[str]]:
     try:
         sheet = CalamineWorkbook.from_filelike(io.BytesIO(data)).get_sheet_by_index(0).to_python()
     except Exception:  # calamine raises several types for non-Excel input
-        return [], ["文件无法读取：请上传税局导出的 .xlsx 文件（文件损坏或不是 Excel 格式）"]
+        return [], [gettext("文件无法读取：请上传税局导出的 .xlsx 文件（文件损坏或不是 Excel 格式）")]
     if not sheet:
-        return [], ["文件为空"]
+        return [], [gettext("文件为空")]
     header = [_text(c) for c in sheet[0]]
     missing = [name for name, (_, required) in COLUMNS.items() if required and name not in header]
     if missing:
-        return [], [f"模板不正确：缺少列 {'、'.join(missing)}（请下载导入模板）"]
+        return [], [gettext("模板不正确：缺少列 %(columns)s（请下载导入模板）", columns="、".join(missing))]
     index = {COLUMNS[name][0]: header.index(name) for name in COLUMNS if name in header}
     rows = [r for r in sheet[1:] if any(_text(c) for c in r)]
     if not rows:
-        return [], ["文件中没有发票数据"]
+        return [], [gettext("文件中没有发票数据")]
     if len(rows) > MAX_ROWS:
-        return [], [f"单次最多导入 {MAX_ROWS} 行，当前 {len(rows)} 行"]
+        return [], [gettext("单次最多导入 %(max)s 行，当前 %(n)s 行", max=MAX_ROWS, n=len(rows))]
     invoices, errors = [], []
     label = {key: name for name, (key, _) in COLUMNS.items()}
     for n, raw in enumerate(rows, start=2):
@@ -90,21 +91,23 @@ def read_bureau_file(upload) -> tuple[list[dict], list[str]]:
                     try:
                         inv[key] = date.fromisoformat(_text(value)[:10]).isoformat()
                     except ValueError:
-                        errors.append(f"第 {n} 行「开票日期」：“{_text(value)}”不是有效日期（格式 YYYY-MM-DD）")
+                        errors.append(gettext("第 %(n)s 行「%(column)s」：“%(value)s”不是有效日期（格式 YYYY-MM-DD）",
+                                               n=n, column="开票日期", value=_text(value)))
             elif key in ("amount", "tax_amount", "total"):
                 try:
                     inv[key] = str(Decimal(_text(value)).quantize(Decimal("0.01")))
                 except InvalidOperation:
-                    errors.append(f"第 {n} 行「{label[key]}」：“{_text(value)}”不是有效金额")
+                    errors.append(gettext("第 %(n)s 行「%(column)s」：“%(value)s”不是有效金额", n=n, column=label[key],
+                                           value=_text(value)))
             else:
                 inv[key] = _text(value)
         for key, i in index.items():
             if COLUMNS[label[key]][1] and inv.get(key) in ("", None):
-                errors.append(f"第 {n} 行「{label[key]}」：不能为空")
+                errors.append(gettext("第 %(n)s 行「%(column)s」：不能为空", n=n, column=label[key]))
         inv["status"] = inv.get("status") or "正常"
         invoices.append(inv)
         if len(errors) > 200:
-            errors.append("错误过多，仅显示前 200 条")
+            errors.append(gettext("错误过多，仅显示前 200 条"))
             break
     return invoices, errors
 

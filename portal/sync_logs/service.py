@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from portal import audit, clock, outbox
 from portal.auth import permissions
-from portal.channels.base import ChannelKind, DownloadType
+from portal.channels.base import N_, ChannelKind, DownloadType
 from portal.extensions import db
 from portal.models import Organization, SyncRequestClaim, SyncTask, SyncTaskAttempt
 from portal.models.sync import AttemptStatus, SyncStatus, SyncType
@@ -30,15 +30,15 @@ RETRYABLE = {S.FAILED.value, S.APPLY_FAILED.value, S.INCOMPLETE.value}
 FETCHABLE = {S.INCOMPLETE.value, S.PROCESSING.value}
 VOIDABLE = {S.PROCESSING.value}
 
-MSG_TOO_FREQUENT = "相同的任务重复请求过于频繁，请3分钟后再重试。"
-MSG_SMALL_SCALE = ("小规模纳税人不支持抵扣类勾选数据下载，无法产生新的任务。"
-                   "可根据企业在税局的信息，在星空发票云企业基础资料中修改纳税人类型。")
-MSG_RPA_ONLY = "手工重试仅适用于RPA通道"
-MSG_RETRY_STATUS = "仅下载失败、进销项下载申请失败、进销项数据不全的任务可手工重试"
-MSG_FETCH_STATUS = "仅进销项数据不全、下载处理中的任务可获取异步结果"
-MSG_VOID_STATUS = "仅下载处理中的任务可作废"
+MSG_TOO_FREQUENT = N_("相同的任务重复请求过于频繁，请3分钟后再重试。")
+MSG_SMALL_SCALE = N_("小规模纳税人不支持抵扣类勾选数据下载，无法产生新的任务。"
+                     "可根据企业在税局的信息，在星空发票云企业基础资料中修改纳税人类型。")
+MSG_RPA_ONLY = N_("手工重试仅适用于RPA通道")
+MSG_RETRY_STATUS = N_("仅下载失败、进销项下载申请失败、进销项数据不全的任务可手工重试")
+MSG_FETCH_STATUS = N_("仅进销项数据不全、下载处理中的任务可获取异步结果")
+MSG_VOID_STATUS = N_("仅下载处理中的任务可作废")
 MSG_PROCESSING = channel_work.MSG_PROCESSING
-MSG_RACE = "任务已被其他操作更新，请刷新后重试"
+MSG_RACE = N_("任务已被其他操作更新，请刷新后重试")
 
 
 @dataclass
@@ -123,7 +123,7 @@ def task_story(task: SyncTask) -> dict:
             OutboxMessage.key.like(f"sync_task:{task.id}:%")).order_by(OutboxMessage.id))),
         history=list(db.session.scalars(select(AuditLog).where(
             AuditLog.object_type == "sync_task", AuditLog.object_id == task.batch_no).order_by(AuditLog.id))),
-        status_label=lambda value: _(SyncStatus(value).label) if value else "",
+        status_label=lambda value: SyncStatus(value).label if value else "",
     )
 
 
@@ -131,7 +131,7 @@ def task_story(task: SyncTask) -> dict:
 def create_refusal(org: Organization, dtype: DownloadType, check_permission: bool = True,
                    user=None) -> str | None:
     if check_permission and not permissions.can("F18012.create", org.id, user):
-        return _("无「%(perm)s」权限", perm=_("新增下载任务"))
+        return _("无「新增下载任务」权限")
     if not org.invoice_service:
         return _("该组织未引入发票服务")
     if _deduction_refused(org, dtype.value):
@@ -180,7 +180,7 @@ def retry_refusal(task: SyncTask) -> str | None:
     if task.channel != ChannelKind.RPA.value:
         return _(MSG_RPA_ONLY)
     if task.status not in RETRYABLE:
-        return _(MSG_RETRY_STATUS) + _("（当前：%(s)s）", s=_(task.status_label))
+        return _("仅下载失败、进销项下载申请失败、进销项数据不全的任务可手工重试（当前：%(s)s）", s=task.status_label)
     if _deduction_refused(task.org, task.download_type):
         return _(MSG_SMALL_SCALE)
     return None
@@ -218,7 +218,7 @@ def retry(tasks: list[SyncTask], actor: str | None = None) -> list[RowResult]:
 # --- 获取异步结果 ----------------------------------------------------------------------------------
 def fetch_refusal(task: SyncTask) -> str | None:
     if task.status not in FETCHABLE:
-        return _(MSG_FETCH_STATUS) + _("（当前：%(s)s）", s=_(task.status_label))
+        return _("仅进销项数据不全、下载处理中的任务可获取异步结果（当前：%(s)s）", s=task.status_label)
     return None
 
 
@@ -247,7 +247,7 @@ def fetch_result(task_id: int, actor: str) -> channel_work.CheckResult:
 # --- 作废任务 -------------------------------------------------------------------------------------
 def void_refusal(task: SyncTask) -> str | None:
     if task.status not in VOIDABLE:
-        return _(MSG_VOID_STATUS) + _("（当前：%(s)s）", s=_(task.status_label))
+        return _("仅下载处理中的任务可作废（当前：%(s)s）", s=task.status_label)
     return None
 
 

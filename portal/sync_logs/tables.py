@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import url_for
-from flask_babel import gettext as _
+from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 
 from portal.channels.base import DOWNLOAD_TYPE_LABELS, REASON_MESSAGES, ChannelKind, ReasonCode
@@ -15,8 +15,8 @@ from portal.tables import HIDDEN, SHOWN, Action, Column, Filter, Table, Tabs
 
 def _status_cell(t: SyncTask) -> str:
     if not t.in_flight:
-        return _(t.status_label)
-    return _("%(status)s · %(what)s（已等待 %(waited)s）", status=_(t.status_label), what=t.waiting_for,
+        return t.status_label
+    return _("%(status)s · %(what)s（已等待 %(waited)s）", status=t.status_label, what=t.waiting_for,
              waited=duration(t.waiting_seconds))
 
 
@@ -26,6 +26,11 @@ FAILURE_REASONS = [ReasonCode.LOGIN_EXPIRED, ReasonCode.BUREAU_BUSY, ReasonCode.
                    ReasonCode.RESPONSE_LOST, ReasonCode.CONNECTION_ERROR, ReasonCode.DOWNLOAD_APPLY_FAILED,
                    ReasonCode.DOWNLOAD_FAILED, ReasonCode.TAXPAYER_TYPE, ReasonCode.NOT_SUPPORTED,
                    ReasonCode.NOT_FOUND, ReasonCode.AUTH_FAILED, ReasonCode.INVALID_REQUEST]
+
+# Fixed choices are lazy strings (translated when shown); the reasons are the channels'
+# catalogued messages (marked with N_ in portal.channels.base).
+REASON_CHOICES = [(code.value, _l(REASON_MESSAGES[code])) for code in FAILURE_REASONS]
+YES = [("1", _l("是"))]
 
 SYNC_TABLE = Table(
     "sync-table", SyncTask.id,
@@ -50,7 +55,7 @@ SYNC_TABLE = Table(
         Column("last_retry_at", "最后重试时间", macro="datetime", css="datetime", show=HIDDEN),
     ],
     filters=[
-        Filter("batch_no", "下载批次号", SyncTask.batch_no, "prefix", placeholder="批次号或前缀"),
+        Filter("batch_no", "下载批次号", SyncTask.batch_no, "prefix", placeholder=_l("批次号或前缀")),
         Filter("org", "核算组织", SyncTask.org_id, "int",
                options=lambda: [(str(o.id), o.name) for o in scope.orgs(current_user, "F18012.query")]),
         Filter("download_type", "下载类型", SyncTask.download_type, "select",
@@ -64,11 +69,9 @@ SYNC_TABLE = Table(
         Filter("end_to", "下载结束时间至", SyncTask.end_date, "date_to"),
         Filter("success_count", "处理成功的份数", SyncTask.success_count, "int"),
         Filter("invoice_count", "下载发票份数", SyncTask.invoice_count, "int"),
-        Filter("error", "错误描述", SyncTask.error, "contains", placeholder="包含的文字"),
-        Filter("reason", "失败原因", SyncTask.reason_code, "select",
-               [(code.value, REASON_MESSAGES[code]) for code in FAILURE_REASONS]),
-        Filter("has_failures", "有处理失败", SyncTask.success_count < SyncTask.invoice_count, "flag",
-               [("1", "是")]),
+        Filter("error", "错误描述", SyncTask.error, "contains", placeholder=_l("包含的文字")),
+        Filter("reason", "失败原因", SyncTask.reason_code, "select", REASON_CHOICES),
+        Filter("has_failures", "有处理失败", SyncTask.success_count < SyncTask.invoice_count, "flag", YES),
         Filter("created_from", "创建时间从", SyncTask.created_at, "date_from"),
         Filter("created_to", "创建时间至", SyncTask.created_at, "date_to"),
     ],
@@ -88,7 +91,7 @@ INVOICE_TABLE = Table(
     columns=[
         Column("invoice_code", "发票代码", show=HIDDEN),  # empty for 数电 invoices
         Column("invoice_no", "发票号码", sort=SyncTaskInvoice.id),
-        Column("direction", "进/销项", value=lambda i: "进项" if i.direction == "in" else "销项"),
+        Column("direction", "进/销项", value=lambda i: _("进项") if i.direction == "in" else _("销项")),
         Column("issue_date", "开票日期"),
         Column("seller_name", "销方名称", macro="truncate", max_chars=12),
         Column("buyer_name", "购方名称", macro="truncate", max_chars=12, show=SHOWN),

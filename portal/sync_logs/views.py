@@ -135,7 +135,7 @@ def void():
     plan = bulk.plan("F18012.void", service.void_refusal, rows)
     if request.form.get("confirmed") != "1":
         return render_template("sync_logs/confirm.html", plan=plan, selected=len(rows), form=request.form,
-                               action=url_for("sync_logs.void"), back=_back_url(), verb=_("作废"))
+                               action=url_for("sync_logs.void"), back=_back_url())
     return _report("sync.void", _("作废任务"), service.void(plan.will_change) + _skipped(plan))
 
 
@@ -150,15 +150,18 @@ def fetch_results():
     ok, refused = service.fetchable(rows)
     if not ok:
         return _report("sync.fetch_results", _("获取异步结果"), refused)
-    names = "、".join(t.batch_no for t in ok[:3]) + (f" 等 {len(ok)} 个任务" if len(ok) > 3 else "")
+    names = "、".join(t.batch_no for t in ok[:3])
+    subject = (_("下载任务 %(names)s 等 %(n)s 个任务", names=names, n=len(ok)) if len(ok) > 3
+               else _("下载任务 %(names)s", names=names))
     try:
         job = tracked.start("sync.fetch_results", current_user, sync_jobs.fetch_results, [t.id for t in ok],
-                            subject=f"下载任务 {names}", back_url=_back_url(), total=len(ok),
+                            subject=subject, back_url=_back_url(), total=len(ok),
                             items=[(r.name, "skipped", r.message) for r in refused])
     except tracked.QueueUnavailable as exc:
         notify(str(exc), "error")
         return redirect(_back_url())
-    notify(f"已提交获取异步结果：{len(ok)} 个任务" + (f"，跳过 {len(refused)} 个" if refused else ""))
+    notify(_("已提交获取异步结果：%(n)s 个任务，跳过 %(skipped)s 个", n=len(ok), skipped=len(refused)) if refused
+           else _("已提交获取异步结果：%(n)s 个任务", n=len(ok)))
     return redirect(url_for("main.job_status", job_id=job.id))
 
 
@@ -173,7 +176,7 @@ def export_tasks():
     select_all = request.form.get("select_all") == "1"
     ids = None if select_all else [int(i) for i in request.form.getlist("ids") if i.isdigit()]
     if not select_all and not ids:
-        notify("请先选择要导出的日志，或勾选“选择全部符合条件的”", "warning")
+        notify(_("请先选择要导出的日志，或勾选“选择全部符合条件的”"), "warning")
         return redirect(_back_url())
     filters = request.form.get("filters", "")
     stmt = export.query(current_user, filters, ids)
@@ -187,16 +190,18 @@ def export_tasks():
         return send_file(buffer, as_attachment=True, download_name=export.export_filename(),
                          mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     named = {f.key: (f.label, dict(f.choices or [])) for f in SYNC_TABLE.filters}
-    named["status"] = ("同步状态", dict(SYNC_TABLE.tabs.choices))
-    shown = "，".join(f"{named[k][0]}：{named[k][1].get(v, v)}" for k, v in parse_qsl(filters) if k in named)
-    subject = f"数据同步日志：所选 {len(ids)} 条" if ids else f"数据同步日志：全部符合条件的（{shown or '无筛选'}）"
+    named["status"] = (_("同步状态"), dict(SYNC_TABLE.tabs.choices))
+    shown = _("，").join(_("%(filter)s：%(value)s", filter=named[k][0], value=named[k][1].get(v, v))
+                         for k, v in parse_qsl(filters) if k in named)
+    subject = (_("数据同步日志：所选 %(n)s 条", n=len(ids)) if ids
+               else _("数据同步日志：全部符合条件的（%(filters)s）", filters=shown or _("无筛选")))
     try:
         job = tracked.start("sync.export", current_user, sync_jobs.export_tasks, filters, ids,
                             subject=subject, back_url=_back_url(), job_timeout=3600)
     except tracked.QueueUnavailable as exc:
         notify(str(exc), "error")
         return redirect(_back_url())
-    notify(f"导出数据超过 {limit} 条，已转为后台任务，完成后可下载文件")
+    notify(_("导出数据超过 %(n)s 条，已转为后台任务，完成后可下载文件", n=limit))
     return redirect(url_for("main.job_status", job_id=job.id))
 
 
@@ -218,23 +223,23 @@ def create():
                 raise ValueError
         except ValueError:
             sync_type = None
-            errors.append("请选择同步类型")
+            errors.append(_("请选择同步类型"))
         try:
             start, end = date.fromisoformat(form.get("start", "")), date.fromisoformat(form.get("end", ""))
         except ValueError:
             start = end = None
-            errors.append("请填写正确的下载开始时间和下载结束时间（按开票日期）")
+            errors.append(_("请填写正确的下载开始时间和下载结束时间（按开票日期）"))
         if not org_ids:
-            errors.append("请选择核算组织")
+            errors.append(_("请选择核算组织"))
         if not types:
-            errors.append("请选择下载类型")
+            errors.append(_("请选择下载类型"))
         if start and end:
             if start > end:
-                errors.append("下载开始时间不能晚于下载结束时间")
+                errors.append(_("下载开始时间不能晚于下载结束时间"))
             elif (end - start).days > 366:
-                errors.append("下载时间范围不能超过一年")
+                errors.append(_("下载时间范围不能超过一年"))
             elif end > clock.now().date() + timedelta(days=1):
-                errors.append("下载结束时间不能晚于今天")
+                errors.append(_("下载结束时间不能晚于今天"))
         if not errors:
             results = service.create_tasks(org_ids, sync_type, types, start, end)
             return _report("sync.create", _("新增下载任务"), results)
@@ -259,17 +264,18 @@ def manual_import():
             dtype = None
         upload = request.files.get("file")
         if org is None:
-            errors.append("请选择有权限的核算组织")
+            errors.append(_("请选择有权限的核算组织"))
         if dtype not in importing.IMPORTABLE_TYPES:
-            errors.append("请选择下载类型（进项-全量或销项-全量）")
+            errors.append(_("请选择下载类型（进项-全量或销项-全量）"))
         if not upload or not upload.filename:
-            errors.append("请选择要导入的税局导出文件（.xlsx）")
+            errors.append(_("请选择要导入的税局导出文件（.xlsx）"))
         if not errors:
             invoices, errors = importing.read_bureau_file(upload)
             if not errors:
                 task = importing.import_task(org, dtype, invoices)
-                notify(f"导入完成：批次 {task.batch_no}，{task.status_label}，"
-                       f"下载 {task.invoice_count} 份，入池 {task.success_count} 份")
+                notify(_("导入完成：批次 %(batch)s，%(status)s，下载 %(n)s 份，入池 %(stored)s 份",
+                         batch=task.batch_no, status=task.status_label, n=task.invoice_count,
+                         stored=task.success_count))
                 return redirect(url_for("sync_logs.detail", task_id=task.id))
     return render_template("sync_logs/import.html", orgs=orgs, errors=errors,
                            types=importing.IMPORTABLE_TYPES, columns=importing.COLUMNS)
