@@ -74,7 +74,8 @@ def test_big_export_above_the_threshold_streams_and_succeeds(env, auth):
     assert len(rows) == 31 and rows[0][0] == "下载批次号"
 
 
-@pytest.mark.skipif("not __import__('os').environ.get('DATABASE_URL', '').startswith('postgres')")
+@pytest.mark.skipif("not __import__('os').environ.get('DATABASE_URL', '').startswith('postgres')",
+                    reason="PostgreSQL only: SQLite has no server-side cursor to lose")
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_committing_the_streaming_session_mid_export_breaks_on_postgresql(env):
     """Why progress goes through its own connection: the export above would fail like this."""

@@ -41,7 +41,7 @@ SYNC_TABLE = Table(
         Column("status", "同步状态", value=_status_cell, macro="badge", css="narrow-wrap",
                tone=lambda t: {"success": "ok", "processing": "busy", "failed": "bad",
                                "apply_failed": "bad", "voided": "", "no_data": ""}.get(t.status, "warn")),
-        Column("download_type", "下载类型", value=lambda t: t.download_type_label),
+        Column("download_type", "下载类型", value=lambda t: t.download_type_label, css="narrow-wrap"),
         Column("start_date", "下载开始时间", sort=SyncTask.start_date),
         Column("end_date", "下载结束时间", sort=SyncTask.end_date),
         Column("success_count", "处理成功的份数", sort=SyncTask.success_count, css="num"),

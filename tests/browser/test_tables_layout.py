@@ -94,6 +94,17 @@ def test_sync_log_list_fits_a_1366_screen_with_its_essential_columns(screen, log
     assert_fits(screen, "#sync-table .table-scroll")
 
 
+def test_the_english_list_fits_a_1366_screen_too(screen, login):
+    demo_tasks()
+    login(screen, "admin")
+    screen.goto("/sync-logs/")
+    screen.locator("header").get_by_role("button", name="English").click()
+    expect(screen.locator("h1")).to_contain_text("Data sync log")
+    assert_fits(screen, "#sync-table .table-scroll")
+    last_th = screen.locator("#sync-table thead th").last
+    expect(last_th).to_contain_text("Created")
+
+
 def test_every_optional_column_scrolls_inside_the_table_not_the_page(screen, login):
     demo_tasks()
     login(screen, "admin")
