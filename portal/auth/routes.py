@@ -1,6 +1,4 @@
 """Login and logout."""
-from urllib.parse import urlsplit
-
 from flask import redirect, render_template, request, url_for, session
 from flask_login import login_user, logout_user, login_required
 from sqlalchemy import select
@@ -11,6 +9,7 @@ from portal.auth.forms import LoginForm
 from portal.extensions import db, login_manager
 from portal.models import User
 from portal.ui import notify
+from portal.urls import safe_next
 
 
 @login_manager.user_loader
@@ -23,12 +22,6 @@ def load_user(user_id: str):
     if user is None or not user.active or user.session_token != token:
         return None
     return user
-
-
-def _safe_next(target: str | None) -> str:
-    if target and urlsplit(target).netloc == "" and target.startswith("/") and not target.startswith("//"):
-        return target
-    return url_for("main.index")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -51,7 +44,7 @@ def login():
                 user.last_login_at = clock.now()
                 audit.record("user", user.id, "login", actor=user.username)
                 db.session.commit()
-                return redirect(_safe_next(request.args.get("next")))
+                return redirect(safe_next(request.args.get("next"), url_for("main.index")))
             throttle.failed(username, ip)
             error = "用户名或密码错误"
     return render_template("auth/login.html", form=form, error=error), (401 if error else 200)
