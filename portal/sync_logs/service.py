@@ -39,6 +39,7 @@ MSG_FETCH_STATUS = "仅进销项数据不全、下载处理中的任务可获取
 MSG_VOID_STATUS = "仅下载处理中的任务可作废"
 MSG_PROCESSING = channel_work.MSG_PROCESSING
 MSG_RACE = "任务已被其他操作更新，请刷新后重试"
+MSG_NO_SUCH_ORG = "核算组织不存在或无权限"
 
 
 @dataclass
@@ -131,6 +132,8 @@ def task_story(task: SyncTask) -> dict:
 def create_refusal(org: Organization, dtype: DownloadType, check_permission: bool = True,
                    user=None) -> str | None:
     if check_permission and not permissions.can("F18012.create", org.id, user):
+        if not permissions.can("F18012.query", org.id, user):
+            return _(MSG_NO_SUCH_ORG)  # never confirm, nor name, an organisation the user may not see
         return _("无「%(perm)s」权限", perm=_("新增下载任务"))
     if not org.invoice_service:
         return _("该组织未引入发票服务")
@@ -147,8 +150,8 @@ def create_tasks(org_ids: list[int], sync_type: SyncType, download_types: list[D
     orgs = db.session.scalars(select(Organization).where(Organization.id.in_(org_ids)).order_by(Organization.code))
     for org in orgs:
         for dtype in download_types:
-            label = f"{org.name} · {dtype.label}"
             refusal = create_refusal(org, dtype, check_permission)
+            label = f"{org.id if refusal == _(MSG_NO_SUCH_ORG) else org.name} · {dtype.label}"
             if refusal:
                 results.append(RowResult(None, False, refusal, label))
                 continue
