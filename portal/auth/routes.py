@@ -1,5 +1,6 @@
 """Login and logout."""
 from flask import redirect, render_template, request, url_for, session
+from flask_babel import gettext as _
 from flask_login import login_user, logout_user, login_required
 from sqlalchemy import select
 
@@ -26,14 +27,15 @@ def load_user(user_id: str):
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    """Log in; after LOGIN_MAX_FAILURES failures the account is locked for a while."""
+    """Log in; after LOGIN_MAX_FAILURES failures the user is paused from that IP (throttle)."""
     form = LoginForm()
     error = None
     if form.validate_on_submit():
         username = form.username.data.strip()
         ip = request.remote_addr or "-"
-        if throttle.locked(username, ip):
-            error = "登录失败次数过多，账号已临时锁定，请15分钟后再试"
+        attempt = throttle.attempt(username, ip)  # counted before the password is checked
+        if not attempt.allowed:
+            error = _("登录失败次数过多，请 %(wait)s 后再试", wait=throttle.wait_text(attempt.wait_seconds))
         else:
             user = db.session.scalar(select(User).where(User.username == username))
             if user and user.active and user.check_password(form.password.data):
@@ -45,7 +47,6 @@ def login():
                 audit.record("user", user.id, "login", actor=user.username)
                 db.session.commit()
                 return redirect(safe_next(request.args.get("next"), url_for("main.index")))
-            throttle.failed(username, ip)
             error = "用户名或密码错误"
     return render_template("auth/login.html", form=form, error=error), (401 if error else 200)
 
