@@ -1,28 +1,26 @@
 """Login and logout."""
-from flask import redirect, render_template, request, url_for, session
+from flask import g, redirect, render_template, request, url_for, session
 from flask_babel import gettext as _
 from flask_login import login_user, logout_user, login_required
 from sqlalchemy import select
 
 from portal import audit, clock
-from portal.auth import bp, throttle
+from portal.auth import bp, sessions, throttle
 from portal.auth.forms import LoginForm
 from portal.extensions import db, login_manager
-from portal.models import User
+from portal.models import User, UserSession
 from portal.ui import notify
 from portal.urls import safe_next
 
 
 @login_manager.user_loader
-def load_user(user_id: str):
-    """Session ids carry the user's session token: a password change ends old sessions."""
-    uid, _, token = user_id.partition(":")
-    if not uid.isdigit():
-        return None
-    user = db.session.get(User, int(uid))
-    if user is None or not user.active or user.session_token != token:
-        return None
-    return user
+def load_user(token: str):
+    """Session and remember cookies carry a server-side session's token: only a live,
+    unrevoked session of an active user logs anyone in."""
+    return sessions.user_for(token)
+
+
+bp.after_app_request(sessions.touch)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -41,6 +39,7 @@ def login():
             if user and user.active and user.check_password(form.password.data):
                 throttle.succeeded(username, ip)
                 session.clear()  # no fixation: a fresh session on login
+                sessions.start(user)
                 login_user(user, remember=form.remember.data)
                 session.permanent = True
                 user.last_login_at = clock.now()
@@ -54,6 +53,10 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
+    row = db.session.get(UserSession, g.get("user_session_id", ""))
+    if row is not None:
+        sessions.end(row, "退出登录")
+        db.session.commit()
     logout_user()
     session.clear()
     notify("已退出登录")
