@@ -7,26 +7,26 @@ from urllib.parse import unquote, urlsplit
 
 from werkzeug.routing import IntegerConverter
 
-# Database integer columns are 64-bit signed: a larger id is simply not found (404), and
-# never reaches PostgreSQL, which would raise on it.
-MAX_ID = 2 ** 63 - 1
+# Ids and counts are INTEGER columns (32-bit signed on PostgreSQL, which raises on a
+# larger bound value where SQLite just finds nothing): a larger id is simply not found.
+MAX_ID = 2 ** 31 - 1
 
 
 def parse_id(value) -> int | None:
     """A positive database id from a form or query value, or None (ASCII digits only:
     ``'²'.isdigit()`` is true but ``int('²')`` raises)."""
     value = str(value or "").strip()
-    if not (value.isascii() and value.isdigit()) or len(value) > 19:
+    if not (value.isascii() and value.isdigit()) or len(value) > 12:
         return None
     n = int(value)
     return n if 1 <= n <= MAX_ID else None
 
 
 class IdConverter(IntegerConverter):
-    """`<int:…>` in routes, bounded to 1..2^63-1 so an odd id answers 404, not 500."""
+    """`<int:…>` in routes, bounded to 1..MAX_ID so an odd id answers 404, not 500."""
 
     def __init__(self, map, *args, **kwargs):
-        kwargs.setdefault("min", 0)
+        kwargs.setdefault("min", 1)
         kwargs.setdefault("max", MAX_ID)
         super().__init__(map, *args, **kwargs)
 
@@ -55,3 +55,13 @@ def safe_next(value: str | None, fallback: str = "/") -> str:
     if not path.startswith("/") or path.startswith("//"):
         return fallback
     return value
+
+
+def refuse_nul(request):
+    """Before every request: a NUL character in the query string or a form is never data
+    (PostgreSQL refuses it in text), so the request is answered 400 at once."""
+    from flask import render_template
+    values = list(request.args.values()) + (list(request.form.values()) if request.method == "POST" else [])
+    if any("\x00" in v for v in values) or "\x00" in request.path:
+        return render_template("error.html", code=400, message="请求包含非法字符"), 400
+    return None

@@ -13,6 +13,7 @@ from portal.models import AuditLog, Grant, Organization, Role, SchedulePlan, Sys
 from portal.models.system import PARAMETERS
 from portal.tables import Column, Filter, Table
 from portal.ui import notify
+from portal.urls import parse_id
 from portal.views import render_list
 
 ORG_TABLE = Table(
@@ -149,8 +150,8 @@ def user_grants(user_id):
         wanted = set()
         for value in request.form.getlist("grant"):
             org_id, _, perm = value.partition("|")
-            if org_id.isdigit():
-                wanted.add((int(org_id), perm))
+            if parse_id(org_id) in {o.id for o in orgs}:  # only organisations that exist
+                wanted.add((parse_id(org_id), perm))
         added, removed = service.set_grants(user, wanted)
         notify(f"已保存授权：新增 {added} 项，移除 {removed} 项")
         return redirect(url_for("admin.user_grants", user_id=user.id))
