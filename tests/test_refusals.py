@@ -32,6 +32,18 @@ def test_creating_a_task_for_an_unseen_organisation_does_not_name_it(env, auth):
     assert tasks() == []
 
 
+def test_a_missing_organisation_answers_like_an_unseen_one(env, auth):
+    """Otherwise the difference would tell which ids exist."""
+    auth.login("kaipiao2")
+    hidden, missing = org("ORG01").id, 999999
+    r = auth.post("/sync-logs/new", {"org": [str(hidden), str(missing)], "download_type": ["in_full"],
+                                     "sync_type": "current_month", "start": "2026-01-01", "end": "2026-01-31"},
+                  page="/sync-logs/new", follow_redirects=True)
+    html = r.get_data(as_text=True)
+    assert f"{hidden} · 进项-全量" in html and f"{missing} · 进项-全量" in html
+    assert html.count("核算组织不存在或无权限") >= 2 and HIDDEN_NAME not in html
+
+
 def test_creating_a_task_for_a_visible_organisation_without_the_grant_names_it(env, auth):
     auth.login("kaipiao2")
     html = create_via_form(auth, "ORG04").get_data(as_text=True)  # queried, not created, by kaipiao2

@@ -147,11 +147,17 @@ def create_tasks(org_ids: list[int], sync_type: SyncType, download_types: list[D
                  check_permission: bool = True) -> list[RowResult]:
     """One task per organisation and download type; each is applied at the channel by a job."""
     results, created = [], []
-    orgs = db.session.scalars(select(Organization).where(Organization.id.in_(org_ids)).order_by(Organization.code))
+    orgs = db.session.scalars(select(Organization).where(Organization.id.in_(org_ids))
+                              .order_by(Organization.code)).all()
+    # ids that do not exist and organisations the user may not see answer alike, by id
+    unseen = set(org_ids) - {o.id for o in orgs} if check_permission else set()
     for org in orgs:
         for dtype in download_types:
             refusal = create_refusal(org, dtype, check_permission)
-            label = f"{org.id if refusal == _(MSG_NO_SUCH_ORG) else org.name} · {dtype.label}"
+            if refusal == _(MSG_NO_SUCH_ORG):
+                unseen.add(org.id)
+                break
+            label = f"{org.name} · {dtype.label}"
             if refusal:
                 results.append(RowResult(None, False, refusal, label))
                 continue
@@ -171,6 +177,8 @@ def create_tasks(org_ids: list[int], sync_type: SyncType, download_types: list[D
             current_attempt(task, actor, "新增")
             created.append(task)
             results.append(RowResult(task, True, _("已创建，正在向税局申请下载")))
+    results += [RowResult(None, False, _(MSG_NO_SUCH_ORG), f"{org_id} · {dtype.label}")
+                for org_id in sorted(unseen) for dtype in download_types]
     db.session.commit()
     for task in created:
         channel_work.schedule(task, queue="user")
