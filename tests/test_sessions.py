@@ -181,3 +181,21 @@ def test_ending_a_session_needs_an_admin_and_a_csrf_token(demo, browser):
     assert Auth(admin).post(f"/admin/users/{other.id}/sessions/{row.id}/end",
                             page=f"/admin/users/{other.id}/sessions").status_code == 404
     assert _logged_in(alice)
+
+
+def test_last_seen_is_noted_at_most_once_a_minute(demo, browser):
+    from datetime import timedelta
+    from portal import clock
+    alice = browser()
+    _login(alice)
+    row = db.session.scalar(select(UserSession))
+    long_ago = clock.now() - timedelta(minutes=5)
+    row.last_seen_at = long_ago
+    db.session.commit()
+    assert _logged_in(alice)
+    db.session.expire_all()
+    seen = db.session.get(UserSession, row.id).last_seen_at
+    assert seen > long_ago + timedelta(minutes=4)
+    assert _logged_in(alice)  # within the minute: no second write
+    db.session.expire_all()
+    assert db.session.get(UserSession, row.id).last_seen_at == seen
