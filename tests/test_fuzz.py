@@ -1,7 +1,8 @@
 """Odd input never answers 500 (issue 8, point 7).
 
 Every route of ``app.url_map`` is probed, as an admin and as a clerk: path ids that no
-database holds (0, -1, 2^63, 2^64, 10^30) and odd strings; on every GET route the
+INTEGER column holds (0, -1, 2^31, 2^63-1, 2^63, 2^64, 10^30) and odd strings, and
+odd form values behind a valid path; on every GET route the
 paging keys (page, size, sort, dir), crafted cursors (after/before) and every filter key
 of every registered table (``Table.registry``) with odd values; on every POST route (with
 a valid CSRF token) the form keys the pages post, with the same odd values. Each answer
