@@ -116,3 +116,15 @@ def test_a_spray_from_one_ip_does_not_lock_out_users_known_there(demo, app, clie
     assert "登录失败次数过多" in _login(client, "nobody99", "guess", OFFICE).get_data(as_text=True)
     assert "登录失败次数过多" in _login(client, "kaipiao2", "demo1234", OFFICE).get_data(as_text=True)
     assert _login(client, "admin", "demo1234", OFFICE).status_code == 302
+
+
+def test_a_success_gives_back_its_ip_count_but_never_below_zero(demo, app):
+    from portal.auth import throttle
+    from portal.redis_conn import get_redis
+    key = "login:fail:ip:" + OFFICE
+    with app.test_request_context():
+        assert throttle.attempt("kaipiao2", OFFICE).allowed
+        assert get_redis().get(key) == b"1"
+        get_redis().delete(key)  # the window expired while the password was checked
+        throttle.succeeded("kaipiao2", OFFICE)
+    assert int(get_redis().get(key) or 0) == 0

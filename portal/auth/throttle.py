@@ -52,6 +52,8 @@ end
 return {1, 0}
 """
 
+_GIVE_BACK = "if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end"
+
 
 @dataclass
 class Attempt:
@@ -84,8 +86,8 @@ def succeeded(username: str, ip: str) -> None:
     exempt = r.exists(k["known"])
     pipe = r.pipeline()
     pipe.delete(k["count"], k["level"])
-    if not exempt:
-        pipe.decr(k["ip_count"])
+    if not exempt:  # give back the IP's count of this attempt (never below zero)
+        pipe.eval(_GIVE_BACK, 1, k["ip_count"])
     pipe.set(k["known"], "1", ex=cfg["LOGIN_KNOWN_IP_DAYS"] * 86400)
     pipe.execute()
 
