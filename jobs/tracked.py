@@ -35,6 +35,7 @@ from jobs import app, enqueue, enqueue_once, rq_job_status
 from portal import clock
 from portal.extensions import db
 from portal.models.job import JobFile, JobFileChunk, JobRun, JobRunItem
+from portal.urls import safe_next
 
 # The schedule plan that runs reap() (inserted by migration 066b5d42076e; the same dict
 # belongs in portal.models.sync.DEFAULT_PLANS).
@@ -103,8 +104,7 @@ def start(kind: str, user, fn, *args, subject: str = "", back_url: str = "", tot
     (name, outcome, reason). Raises QueueUnavailable — with the row gone — when Redis
     cannot take the job.
     """
-    if not back_url.startswith("/") or back_url.startswith("//"):
-        back_url = ""  # only a path of this site: the job page links to it
+    back_url = safe_next(back_url, "")  # only a path of this site: the job page links to it
     job = JobRun(kind=kind, user_id=user.id if user is not None else None, subject=subject[:300],
                  back_url=back_url[:1000], total=total, status="queued", created_at=clock.now(),
                  args={"fn": _dotted(fn), "args": list(args), "timeout": job_timeout},
@@ -128,8 +128,7 @@ def start(kind: str, user, fn, *args, subject: str = "", back_url: str = "", tot
 def record(kind: str, user, items, message: str, subject: str = "", back_url: str = "") -> JobRun:
     """A bulk action that ran in the request: stored like a finished job, so its per-row
     result page survives a refresh (POST → redirect here) and is listed in 我的后台任务."""
-    if not back_url.startswith("/") or back_url.startswith("//"):
-        back_url = ""
+    back_url = safe_next(back_url, "")
     now = clock.now()
     items = list(items)
     job = JobRun(kind=kind, user_id=user.id if user is not None else None, subject=subject[:300],

@@ -1,7 +1,7 @@
 """Fapiao Portal: create_app() wires config, extensions, blueprints and CLI."""
 from __future__ import annotations
 
-from flask import Flask, has_request_context, session, render_template
+from flask import Flask, has_request_context, request, session, render_template
 from flask_babel import gettext, lazy_gettext
 from flask_wtf.csrf import CSRFError
 
@@ -40,6 +40,10 @@ def create_app(config: dict | None = None) -> Flask:
     with app.app_context():
         from portal import sqlite_pragmas  # noqa: F401  (connect-time pragmas)
         from portal import models  # noqa: F401
+
+    from portal.urls import IdConverter, refuse_nul
+    app.url_map.converters["int"] = IdConverter  # before any route: ids beyond MAX_ID are 404
+    app.before_request(lambda: refuse_nul(request))
 
     from portal.auth import bp as auth_bp
     from portal.main import bp as main_bp

@@ -57,10 +57,14 @@ def default_config() -> dict:
         PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
         WTF_CSRF_TIME_LIMIT=8 * 3600,
         MAX_CONTENT_LENGTH=int(os.environ.get("MAX_UPLOAD_MB", "20")) * 1024 * 1024,
-        # login throttling
-        LOGIN_MAX_FAILURES=5,
-        LOGIN_MAX_FAILURES_PER_IP=30,
-        LOGIN_LOCK_SECONDS=15 * 60,
+        # login throttling (portal/auth/throttle.py) and server-side sessions
+        LOGIN_MAX_FAILURES=5,              # password checks per user and IP before a pause
+        LOGIN_MAX_FAILURES_PER_IP=30,      # per IP across usernames (users known at that IP exempt)
+        LOGIN_FAILURE_WINDOW_SECONDS=15 * 60,  # failures are forgotten after this long without one
+        LOGIN_LOCK_SECONDS=60,             # first pause; doubles at every further lock-out
+        LOGIN_LOCK_MAX_SECONDS=60 * 60,    # longest pause
+        LOGIN_KNOWN_IP_DAYS=30,            # a successful login exempts the user+IP from the IP limit
+        SESSION_TOUCH_SECONDS=60,          # last_seen_at of a session is written at most this often
         # tables
         TABLE_PAGE_SIZES=(20, 50, 100, 200),
         TABLE_DEFAULT_PAGE_SIZE=20,

@@ -34,6 +34,8 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.sql import ColumnElement
 from werkzeug.datastructures import MultiDict
 
+from portal.urls import MAX_ID as MAX_INT, parse_id
+
 
 # Column.show: whether a column is always there or the user may choose it.
 ESSENTIAL = "essential"  # always shown; cannot be hidden
@@ -115,7 +117,8 @@ class Filter:
                 return self.expr >= (datetime.combine(day, time.min) if is_datetime else day)
             return self.expr <= (datetime.combine(day, time.max) if is_datetime else day)
         if self.kind == "int":
-            return self.expr == int(raw) if raw.isdigit() else None
+            value = parse_id(raw) if raw != "0" else 0  # counts may be 0; nothing beyond 2^63-1
+            return self.expr == value if value is not None else None
         if self.kind == "flag":
             return self.expr if raw == "1" else None
         if self.kind == "select" and self.choices and raw not in {v for v, _ in self.choices}:
@@ -156,21 +159,45 @@ def _encode(values: list) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode(token: str) -> list | None:
-    def dec(v):
-        if isinstance(v, dict):
-            if "dt" in v:
-                return datetime.fromisoformat(v["dt"])
-            if "d" in v:
-                return date.fromisoformat(v["d"])
-            if "dec" in v:
-                return Decimal(v["dec"])
-        return v
+def _decode(token: str, kinds: tuple[type | None, type | None] = (None, None)) -> list | None:
+    """A cursor back to [sort value, id], or None for anything malformed: a cursor comes
+    from the query string, so each value must have the type of its column (`kinds`, the
+    columns' Python types; None: any JSON scalar) and an id the database can hold."""
+    def dec(v, kind):
+        if isinstance(v, dict) and len(v) == 1:
+            (tag, text), = v.items()
+            if not isinstance(text, str):
+                return None
+            if tag == "dt" and kind in (None, datetime):
+                return datetime.fromisoformat(text)
+            if tag == "d" and kind in (None, date):
+                return date.fromisoformat(text)
+            if tag == "dec" and kind in (None, Decimal):
+                value = Decimal(text)
+                return value if value.is_finite() else None
+            return None
+        if isinstance(v, bool) or v is None or isinstance(v, (dict, list)):
+            return None
+        if kind is int or (kind is None and isinstance(v, int)):
+            return v if isinstance(v, int) and -MAX_INT <= v <= MAX_INT else None
+        if kind is str or kind is None:
+            return v if isinstance(v, str) else None
+        return None
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         values = json.loads(raw)
-        return [dec(v) for v in values] if isinstance(values, list) and len(values) == 2 else None
-    except (ValueError, TypeError):
+        if not (isinstance(values, list) and len(values) == 2):
+            return None
+        decoded = [dec(v, kind) for v, kind in zip(values, kinds)]
+    except (ValueError, TypeError, ArithmeticError, RecursionError):
+        return None
+    return decoded if None not in decoded else None
+
+
+def _python_type(expr) -> type | None:
+    try:
+        return expr.type.python_type
+    except (AttributeError, NotImplementedError):
         return None
 
 
@@ -351,8 +378,9 @@ class Table:
         stmt = self.filtered(base, args)
         sort_expr = self.sortable[sort]
         key = (sort_expr, self.id_col)
-        after = _decode(args.get("after", "")) if args.get("after") else None
-        before = _decode(args.get("before", "")) if args.get("before") else None
+        kinds = (_python_type(sort_expr), _python_type(self.id_col))
+        after = _decode(args.get("after", ""), kinds) if args.get("after") else None
+        before = _decode(args.get("before", ""), kinds) if args.get("before") else None
         last = args.get("last") == "1" and not (after or before)
         forward = not (before or last)
         limit, exact = size, None
@@ -416,7 +444,7 @@ class Table:
         if form.get("select_all") == "1":
             stmt = self.filtered(base, MultiDict(parse_qsl(form.get("filters", ""))))
         else:
-            ids = [int(i) for i in form.getlist("ids") if str(i).isdigit()]
+            ids = [i for i in map(parse_id, form.getlist("ids")) if i is not None]
             if not ids:
                 return [], False
             if len(ids) > limit:

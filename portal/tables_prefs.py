@@ -6,29 +6,19 @@ list and swaps in the re-rendered table.
 """
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, abort, redirect, render_template, request
 from flask_login import current_user, login_required
 
 from portal.extensions import db
 from portal.models.preference import TablePreference
 from portal.tables import Table
+from portal.urls import safe_next
 
 bp = Blueprint("table_prefs", __name__)
 
 
 def _table(table_id: str) -> Table:
     return Table.registry.get(table_id) or abort(404)
-
-
-def safe_next(url: str | None) -> str:
-    """Only a path on this site: `next` comes from the form, so never an open redirect."""
-    url = (url or "").strip()
-    parts = urlsplit(url)
-    if not url.startswith("/") or "\\" in url or parts.scheme or parts.netloc:
-        return "/"
-    return url
 
 
 @bp.route("/table-columns/<table_id>", methods=["GET", "POST"])

@@ -1,17 +1,19 @@
 """Admin pages: organisations, users and grants, system parameters, audit trail."""
-from flask import abort, redirect, render_template, request, url_for
+from flask import abort, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from portal.admin import bp, service
 from portal.admin.forms import OrganizationForm, UserForm
+from portal.auth import sessions
 from portal.auth.decorators import admin_required
 from portal.auth.permissions import MODULES
 from portal.extensions import db
-from portal.models import AuditLog, Grant, Organization, Role, SchedulePlan, SystemParameter, User
+from portal.models import AuditLog, Grant, Organization, Role, SchedulePlan, SystemParameter, User, UserSession
 from portal.models.system import PARAMETERS
 from portal.tables import Column, Filter, Table
 from portal.ui import notify
+from portal.urls import parse_id
 from portal.views import render_list
 
 ORG_TABLE = Table(
@@ -148,14 +150,51 @@ def user_grants(user_id):
         wanted = set()
         for value in request.form.getlist("grant"):
             org_id, _sep, perm = value.partition("|")
-            if org_id.isdigit():
-                wanted.add((int(org_id), perm))
+            if parse_id(org_id) in {o.id for o in orgs}:  # only organisations that exist
+                wanted.add((parse_id(org_id), perm))
         added, removed = service.set_grants(user, wanted)
         notify(_("已保存授权：新增 %(added)s 项，移除 %(removed)s 项", added=added, removed=removed))
         return redirect(url_for("admin.user_grants", user_id=user.id))
     held = set(db.session.execute(
         select(Grant.org_id, Grant.permission).where(Grant.user_id == user.id)).all())
     return render_template("admin/grants.html", user=user, orgs=orgs, modules=MODULES, held=held)
+
+
+# --- a user's sessions (登录会话) ---------------------------------------------------
+@bp.route("/users/<int:user_id>/sessions")
+@admin_required
+def user_sessions(user_id):
+    """Every session of the user, live first: when, where from, which browser, last seen."""
+    user = db.session.get(User, user_id) or abort(404)
+    rows = db.session.scalars(select(UserSession).where(UserSession.user_id == user.id).order_by(
+        UserSession.revoked_at.is_not(None), UserSession.last_seen_at.desc()).limit(200)).all()
+    return render_template("admin/user_sessions.html", user=user, rows=rows,
+                           current=g.get("user_session_id"))
+
+
+@bp.route("/users/<int:user_id>/sessions/<session_id>/end", methods=["POST"])
+@admin_required
+def user_session_end(user_id, session_id):
+    """结束会话: that browser is logged out at its next request."""
+    row = db.session.get(UserSession, session_id)
+    if row is None or row.user_id != user_id:
+        abort(404)
+    if sessions.end(row, _("管理员结束会话")):
+        db.session.commit()
+        notify(_("已结束会话"))
+    else:
+        notify(_("该会话已结束"), "warning")
+    return redirect(url_for("admin.user_sessions", user_id=user_id))
+
+
+@bp.route("/users/<int:user_id>/sessions/end-all", methods=["POST"])
+@admin_required
+def user_sessions_end_all(user_id):
+    user = db.session.get(User, user_id) or abort(404)
+    n = sessions.end_all(user, _("管理员结束全部会话"))
+    db.session.commit()
+    notify(_("已结束 %(n)s 个会话", n=n), "success" if n else "warning")
+    return redirect(url_for("admin.user_sessions", user_id=user.id))
 
 
 # --- system parameters -------------------------------------------------------------

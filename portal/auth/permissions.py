@@ -99,14 +99,20 @@ class Refusal:
 
 
 def partition(permission: str, rows: Iterable, org_of=lambda r: r.org_id, user=None):
-    """Split rows into (allowed, refused) by the user's grant on each row's organisation."""
+    """Split rows into (allowed, refused) by the user's grant on each row's organisation.
+
+    A reason names the organisation only when the user may query it: a refusal never
+    tells anyone what they may not see."""
     ids = org_ids_with(permission, user)
+    visible = org_ids_with(permission.split(".")[0] + ".query", user)
     allowed, refused = [], []
     names = {}
     for row in rows:
         org_id = org_of(row)
         if ids is None or org_id in ids:
             allowed.append(row)
+        elif visible is not None and org_id not in visible:
+            refused.append(Refusal(row, f"无「{label(permission)}」权限（核算组织不存在或无权限）"))
         else:
             if org_id not in names:
                 org = db.session.get(Organization, org_id)

@@ -2,6 +2,8 @@
 from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask_login import login_required
 
+from portal.urls import safe_next
+
 bp = Blueprint("main", __name__)
 
 
@@ -15,8 +17,7 @@ def index():
 def set_language(code):
     if code in ("zh", "en"):
         session["lang"] = code
-    target = request.form.get("next") or url_for("main.index")
-    return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+    return redirect(safe_next(request.form.get("next"), url_for("main.index")))
 
 
 from portal.main import job_views  # noqa: E402,F401  (registers the job routes on bp)

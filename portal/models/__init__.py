@@ -8,3 +8,4 @@ from portal.models.sync import (SyncTask, SyncTaskInvoice, PoolInvoice, Schedule
                                 SyncStatus, SyncType, SyncTaskAttempt, SyncRequestClaim)
 from portal.models.outbox import OutboxMessage  # noqa: F401
 from portal.models.preference import TablePreference  # noqa: F401
+from portal.models.session import UserSession  # noqa: F401

@@ -51,8 +51,13 @@ class User(UserMixin, db.Model):
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
 
-    def get_id(self) -> str:
-        return f"{self.id}:{self.session_token}"
+    # the token of the server-side session this request runs in (portal/auth/sessions.py)
+    session_cookie_token = None  # not a column
+
+    def get_id(self) -> str | None:
+        """What the session and remember cookies carry: the session's token, not the user id,
+        so ending the session on the server ends every copy of the cookies."""
+        return self.session_cookie_token
 
     @property
     def is_active(self) -> bool:

@@ -21,6 +21,7 @@ from sqlalchemy import Select, func, select
 from werkzeug.datastructures import MultiDict
 
 from portal import clock
+from portal.excel.cells import append_row
 from portal.extensions import db
 from portal.models import Organization, SyncTask
 from portal.models.sync import SYNC_STATUS_LABELS, SYNC_TYPE_LABELS, SyncStatus, SyncType
@@ -116,11 +117,11 @@ def write_xlsx(task_query: Select, path: str | IO[bytes], progress: Callable[[in
     ws = wb.create_sheet("数据同步日志")
     for i, (_, width) in enumerate(LAYOUT, start=1):  # before the first row, or it is lost
         ws.column_dimensions[get_column_letter(i)].width = width
-    ws.append(HEADERS)
+    append_row(ws, HEADERS)
     n = 0
     result = db.session.execute(rows_query(task_query).execution_options(yield_per=2000))
     for r in result:
-        ws.append(_formatted(ws, _row(r, tz)))
+        append_row(ws, _formatted(ws, _row(r, tz)))
         n += 1
         if progress and n % every == 0:
             progress(n)

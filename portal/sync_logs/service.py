@@ -39,6 +39,7 @@ MSG_FETCH_STATUS = N_("仅进销项数据不全、下载处理中的任务可获
 MSG_VOID_STATUS = N_("仅下载处理中的任务可作废")
 MSG_PROCESSING = channel_work.MSG_PROCESSING
 MSG_RACE = N_("任务已被其他操作更新，请刷新后重试")
+MSG_NO_SUCH_ORG = N_("核算组织不存在或无权限")
 
 
 @dataclass
@@ -131,6 +132,8 @@ def task_story(task: SyncTask) -> dict:
 def create_refusal(org: Organization, dtype: DownloadType, check_permission: bool = True,
                    user=None) -> str | None:
     if check_permission and not permissions.can("F18012.create", org.id, user):
+        if not permissions.can("F18012.query", org.id, user):
+            return _(MSG_NO_SUCH_ORG)  # never confirm, nor name, an organisation the user may not see
         return _("无「新增下载任务」权限")
     if not org.invoice_service:
         return _("该组织未引入发票服务")
@@ -144,11 +147,17 @@ def create_tasks(org_ids: list[int], sync_type: SyncType, download_types: list[D
                  check_permission: bool = True) -> list[RowResult]:
     """One task per organisation and download type; each is applied at the channel by a job."""
     results, created = [], []
-    orgs = db.session.scalars(select(Organization).where(Organization.id.in_(org_ids)).order_by(Organization.code))
+    orgs = db.session.scalars(select(Organization).where(Organization.id.in_(org_ids))
+                              .order_by(Organization.code)).all()
+    # ids that do not exist and organisations the user may not see answer alike, by id
+    unseen = set(org_ids) - {o.id for o in orgs} if check_permission else set()
     for org in orgs:
         for dtype in download_types:
-            label = f"{org.name} · {dtype.label}"
             refusal = create_refusal(org, dtype, check_permission)
+            if refusal == _(MSG_NO_SUCH_ORG):
+                unseen.add(org.id)
+                break
+            label = f"{org.name} · {dtype.label}"
             if refusal:
                 results.append(RowResult(None, False, refusal, label))
                 continue
@@ -168,6 +177,8 @@ def create_tasks(org_ids: list[int], sync_type: SyncType, download_types: list[D
             current_attempt(task, actor, "新增")
             created.append(task)
             results.append(RowResult(task, True, _("已创建，正在向税局申请下载")))
+    results += [RowResult(None, False, _(MSG_NO_SUCH_ORG), f"{org_id} · {dtype.label}")
+                for org_id in sorted(unseen) for dtype in download_types]
     db.session.commit()
     for task in created:
         channel_work.schedule(task, queue="user")

@@ -22,6 +22,7 @@ from portal import bulk
 from portal.sync_logs import bp, export, importing, scope, service
 from portal.sync_logs.tables import INVOICE_TABLE, SYNC_TABLE
 from portal.ui import notify
+from portal.urls import parse_id
 from portal.views import render_list
 
 
@@ -174,7 +175,7 @@ def export_tasks():
         notify(permissions.no_permission_message("F18012.export"), "error")
         return redirect(_back_url())
     select_all = request.form.get("select_all") == "1"
-    ids = None if select_all else [int(i) for i in request.form.getlist("ids") if i.isdigit()]
+    ids = None if select_all else [i for i in map(parse_id, request.form.getlist("ids")) if i is not None]
     if not select_all and not ids:
         notify(_("请先选择要导出的日志，或勾选“选择全部符合条件的”"), "warning")
         return redirect(_back_url())
@@ -215,7 +216,7 @@ def create():
     orgs = _orgs_with("F18012.create")
     errors, form = [], request.form
     if request.method == "POST":
-        org_ids = [int(i) for i in form.getlist("org") if i.isdigit()]
+        org_ids = [i for i in map(parse_id, form.getlist("org")) if i is not None]
         types = [t for t in DownloadType if t.value in form.getlist("download_type")]
         try:
             sync_type = SyncType(form.get("sync_type", ""))
@@ -256,7 +257,7 @@ def manual_import():
     orgs = _orgs_with("F18012.create")
     errors = []
     if request.method == "POST":
-        org_id = request.form.get("org", type=int)
+        org_id = parse_id(request.form.get("org"))
         org = next((o for o in orgs if o.id == org_id), None)
         try:
             dtype = DownloadType(request.form.get("download_type", ""))
