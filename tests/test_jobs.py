@@ -189,9 +189,9 @@ def test_a_job_never_runs_twice(env):
 
 def test_heartbeat_is_written_while_the_job_runs(env):
     env.config["JOB_HEARTBEAT_SECONDS"] = 0.05
-    tracked.start("test.quiet", _user("kaipiao1"), job_helpers.quiet, 0.4)
+    tracked.start("test.quiet", _user("kaipiao1"), job_helpers.quiet, 1.0)
     run_worker()
-    assert float(get_redis().get("test:beat-after")) >= 0.25  # beats while the job says nothing
+    assert float(get_redis().get("test:beat-after")) >= 0.3  # beats while the job says nothing (0 without)
 
 
 def _as_if_started(job: JobRun):

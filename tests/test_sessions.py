@@ -199,3 +199,14 @@ def test_last_seen_is_noted_at_most_once_a_minute(demo, browser):
     assert _logged_in(alice)  # within the minute: no second write
     db.session.expire_all()
     assert db.session.get(UserSession, row.id).last_seen_at == seen
+
+
+def test_the_chosen_language_survives_logging_in_and_out(app, demo, client):
+    from tests.conftest import Auth, csrf_from
+    auth = Auth(client)
+    page = client.get("/login").get_data(as_text=True)
+    client.post("/lang/en", data={"csrf_token": csrf_from(page), "next": "/login"})
+    auth.login("kaipiao1")
+    assert "Data sync log" in client.get("/sync-logs/").get_data(as_text=True)
+    auth.post("/logout")
+    assert "Log in" in client.get("/login").get_data(as_text=True)
