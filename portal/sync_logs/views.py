@@ -247,7 +247,9 @@ def create():
 @bp.route("/import", methods=["GET", "POST"])
 @permission_required("F18012.create", back_to="sync_logs.index")
 def manual_import():
-    """手工导入: a bureau export file becomes a task with its invoices."""
+    """手工导入: the file is checked cheaply and stored here; a job parses, checks and pools it."""
+    from jobs import imports, tracked
+    from portal.excel import uploads
     orgs = _orgs_with("F18012.create")
     errors = []
     if request.method == "POST":
@@ -259,18 +261,28 @@ def manual_import():
             dtype = None
         upload = request.files.get("file")
         if org is None:
-            errors.append("请选择有权限的核算组织")
+            errors.append(_("请选择有权限的核算组织"))
         if dtype not in importing.IMPORTABLE_TYPES:
-            errors.append("请选择下载类型（进项-全量或销项-全量）")
+            errors.append(_("请选择下载类型（进项-全量或销项-全量）"))
         if not upload or not upload.filename:
-            errors.append("请选择要导入的税局导出文件（.xlsx）")
+            errors.append(_("请选择要导入的税局导出文件（.xlsx）"))
         if not errors:
-            invoices, errors = importing.read_bureau_file(upload)
-            if not errors:
-                task = importing.import_task(org, dtype, invoices)
-                notify(f"导入完成：批次 {task.batch_no}，{task.status_label}，"
-                       f"下载 {task.invoice_count} 份，入池 {task.success_count} 份")
-                return redirect(url_for("sync_logs.detail", task_id=task.id))
+            data = upload.read()  # bounded by MAX_CONTENT_LENGTH
+            errors = [e for e in [importing.check_upload(data)] if e]
+        if not errors:
+            batch_no = service.new_batch_no()
+            stored = uploads.store(data, upload.filename, current_user)
+            try:
+                job = tracked.start("sync.import", current_user, imports.manual_import, stored.id, org.id,
+                                    dtype.value, batch_no, subject=_("%(file)s（%(org)s，%(type)s）",
+                                    file=upload.filename, org=org.name, type=dtype.label),
+                                    back_url=url_for("sync_logs.index", batch_no=batch_no), job_timeout=3600)
+            except tracked.QueueUnavailable as exc:
+                uploads.discard(stored.id)
+                errors.append(str(exc))
+            else:
+                notify(_("已提交导入：%(file)s，正在后台检查文件并入池", file=upload.filename))
+                return redirect(url_for("main.job_status", job_id=job.id))
     return render_template("sync_logs/import.html", orgs=orgs, errors=errors,
                            types=importing.IMPORTABLE_TYPES, columns=importing.COLUMNS)
 
