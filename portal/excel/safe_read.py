@@ -43,6 +43,7 @@ _TAG = re.compile(rb"<(/?)(?:[A-Za-z_][\w.\-]*:)?(row|c)(?=[\s/>])([^>]*)>")
 _R_ATTR = re.compile(rb"""(?:^|\s)r\s*=\s*["']([A-Za-z]*)(\d*)["']""")
 _DIMENSION = re.compile(rb"""<(?:[A-Za-z_][\w.\-]*:)?dimension\s[^>]*?ref\s*=\s*["']([^"']*)["']""")
 _CELL_REF = re.compile(r"\$?([A-Za-z]{1,3})\$?(\d{1,7})")
+_LAST_ROW = re.compile(rb"""<(?:[A-Za-z_][\w.\-]*:)?row\s[^>]*?\br\s*=\s*["'](\d+)["']""")
 _SHEET_DATA = re.compile(rb"<(?:[A-Za-z_][\w.\-]*:)?sheetData[\s/>]")
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError)
 
@@ -244,13 +245,27 @@ def _scan_extent(zf: zipfile.ZipFile, member: str, limits: Limits) -> tuple[int,
                         col += 1
                     cell_row = int(r.group(2)) if r and r.group(2) else row
                     max_row, max_col = max(max_row, cell_row, row), max(max_col, col)
-                    if max_row - 1 > limits.max_rows or max_col > limits.max_columns:
+                    if max_col > limits.max_columns:
                         return max_row, max_col
+                    if max_row - 1 > limits.max_rows:  # refused: only the row count for the message
+                        return _last_row(f, buffer + tail, max_row), max_col
                 if not chunk:
                     break
     except _ZIP_ERRORS:
         raise _unreadable() from None
     return max_row, max_col
+
+
+def _last_row(f, buffer: bytes, known: int) -> int:
+    """The last row number the rest of the sheet mentions, reading it without tokenizing
+    (rows come in order); bounded by the member's declared size."""
+    while True:
+        for m in _LAST_ROW.finditer(buffer[-MAX_TAG_BYTES:]):
+            known = max(known, int(m.group(1)))
+        chunk = f.read(READ_CHUNK)
+        if not chunk:
+            return known
+        buffer = buffer[-MAX_TAG_BYTES:] + chunk
 
 
 # --- 2. parsing, in a child process with a memory and time limit -------------------------------

@@ -123,9 +123,6 @@ def read_bureau_file(data: bytes) -> tuple[list[dict], list[str]]:
     rows = [(n, r) for n, r in enumerate(sheet[1:], start=2) if any(_text(c) for c in r)]
     if not rows:
         return [], [_("文件中没有发票数据")]
-    limit = current_app.config["IMPORT_MAX_ROWS"]
-    if len(rows) > limit:
-        return [], [_("文件行数过多：单次最多导入 %(max)s 行数据，当前文件有 %(n)s 行", max=limit, n=len(rows))]
     invoices, errors = [], []
     label = {key: name for name, (key, _required) in COLUMNS.items()}
     seen: dict[tuple[str, str], int] = {}
