@@ -434,6 +434,60 @@ def test_an_import_while_redis_is_down_stores_nothing(env, auth, monkeypatch):
     assert nothing_written()
 
 
+def test_a_grant_withdrawn_before_the_job_runs_imports_nothing(env, auth):
+    """The job checks the permission again: the person may have lost it since the upload."""
+    from sqlalchemy import delete
+    from portal.models import Grant, User
+    auth.login("kaipiao1")
+    r = upload(auth, bureau_file([ROW]))
+    clerk = db.session.scalar(select(User).where(User.username == "kaipiao1"))
+    db.session.execute(delete(Grant).where(Grant.user_id == clerk.id, Grant.permission == "F18012.create"))
+    db.session.commit()
+    run_worker(allow_failed=True)
+    job = db.session.scalar(select(JobRun))
+    assert (job.status, job.message) == ("failed", "没有该核算组织的新增下载任务权限，文件未导入")
+    assert tasks() == [] and db.session.scalar(select(func.count()).select_from(PoolInvoice)) == 0
+    assert r.status_code == 302
+
+
+def test_an_import_interrupted_while_pooling_is_finished_by_retry_without_duplicates(env, auth, monkeypatch):
+    """重试 of a job that died between two batches continues the same task (safe to run twice)."""
+    from jobs import tracked
+    from portal.sync_logs import importing
+    env.config["IMPORT_BATCH_SIZE"] = 2
+    real = importing._pool_batch
+    calls = []
+
+    def dies_on_the_second_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("worker lost")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(importing, "_pool_batch", dies_on_the_second_batch)
+    rows = []
+    for i in range(5):
+        row = list(ROW)
+        row[1] = f"2611000000000000020{i}"
+        rows.append(row)
+    auth.login("kaipiao1")
+    upload(auth, bureau_file(rows))
+    run_worker(allow_failed=True)
+    job = db.session.scalar(select(JobRun))
+    assert job.status == "failed" and tasks()[0].status == "downloaded"
+    assert db.session.scalar(select(func.count()).select_from(PoolInvoice)) == 2
+    from jobs import queues
+    for q in queues():  # the first run's failure is known; the retry must not fail
+        for rq_id in q.failed_job_registry.get_job_ids():
+            q.failed_job_registry.remove(rq_id)
+    with env.test_request_context():
+        again = tracked.retry(job)
+    run_worker()
+    task = tasks()[0]
+    assert len(tasks()) == 1 and (task.status, task.invoice_count, task.success_count) == ("success", 5, 5)
+    assert db.session.scalar(select(func.count()).select_from(PoolInvoice)) == 5
+    assert db.session.get(JobRun, again.id).message == f"导入完成：批次 {task.batch_no}，成功，下载 5 份，入池 5 份"
+
+
 def _big_file(rows: int) -> bytes:
     """A real workbook from openpyxl (write-only mode), as a bureau export looks."""
     wb = Workbook(write_only=True)
