@@ -377,6 +377,8 @@ def test_the_template_formats_identifier_columns_as_text(env, auth):
         assert ws.column_dimensions[letter].number_format == "@", name
         assert {ws.cell(row=n, column=col).number_format for n in (2, 500, 1001)} == {"@"}, name
     assert ws.cell(row=2, column=header.index("金额") + 1).number_format == "General"
+    page = auth.client.get("/sync-logs/import").get_data(as_text=True)
+    assert "单个文件最多 50000 行数据。发票代码、发票号码和识别号请按文本填写" in page
 
 
 # --- 9. the same invoice twice in one file -----------------------------------------------------------

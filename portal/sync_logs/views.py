@@ -283,8 +283,8 @@ def manual_import():
             else:
                 notify(_("已提交导入：%(file)s，正在后台检查文件并入池", file=upload.filename))
                 return redirect(url_for("main.job_status", job_id=job.id))
-    return render_template("sync_logs/import.html", orgs=orgs, errors=errors,
-                           types=importing.IMPORTABLE_TYPES, columns=importing.COLUMNS)
+    return render_template("sync_logs/import.html", orgs=orgs, errors=errors, types=importing.IMPORTABLE_TYPES,
+                           columns=importing.COLUMNS, max_rows=current_app.config["IMPORT_MAX_ROWS"])
 
 
 @bp.route("/import/template")
