@@ -261,11 +261,11 @@ def manual_import():
             dtype = None
         upload = request.files.get("file")
         if org is None:
-            errors.append(_("请选择有权限的核算组织"))
+            errors.append("请选择有权限的核算组织")
         if dtype not in importing.IMPORTABLE_TYPES:
-            errors.append(_("请选择下载类型（进项-全量或销项-全量）"))
+            errors.append("请选择下载类型（进项-全量或销项-全量）")
         if not upload or not upload.filename:
-            errors.append(_("请选择要导入的税局导出文件（.xlsx）"))
+            errors.append("请选择要导入的税局导出文件（.xlsx）")
         if not errors:
             data = upload.read()  # bounded by MAX_CONTENT_LENGTH
             errors = [e for e in [importing.check_upload(data)] if e]
