@@ -92,6 +92,16 @@ def default_config() -> dict:
         JOB_ITEMS_SHOWN=200,               # per-row outcomes shown on a job page (counts cover all)
         EXPORT_SYNC_LIMIT=2000,
         EXPORT_PROGRESS_EVERY=2000,        # rows between two progress writes of a background export            # larger exports run as a background job
+        # Excel imports (portal.excel.safe_read): checked before parsing, parsed in a capped process
+        IMPORT_MAX_ROWS=50000,             # data rows per file (header not counted)
+        IMPORT_MAX_COLUMNS=50,
+        IMPORT_MAX_ZIP_MEMBERS=200,
+        IMPORT_MAX_UNCOMPRESSED_MB=200,    # all parts of the xlsx together, as declared
+        IMPORT_MAX_COMPRESSION_RATIO=100,  # per part over 1 MB (real sheets: ~16; deflate bombs: ~1000)
+        IMPORT_MAX_MEMORY_MB=int(os.environ.get("IMPORT_MAX_MEMORY_MB", "1024")),  # parser address space
+        IMPORT_MAX_SECONDS=int(os.environ.get("IMPORT_MAX_SECONDS", "60")),       # parser time
+        IMPORT_BATCH_SIZE=1000,            # invoices pooled per transaction
+        IMPORT_UPLOAD_TTL_HOURS=24,        # uploads kept for the job (and its 重试) this long
         BABEL_DEFAULT_LOCALE="zh",
         BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "translations"),
         LANGUAGES={"zh": "简体中文", "en": "English"},

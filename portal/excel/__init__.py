@@ -1,0 +1,1 @@
+"""Excel uploads: the one safe way to read a workbook a person uploaded (safe_read)."""

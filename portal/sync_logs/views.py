@@ -253,7 +253,9 @@ def create():
 @bp.route("/import", methods=["GET", "POST"])
 @permission_required("F18012.create", back_to="sync_logs.index")
 def manual_import():
-    """手工导入: a bureau export file becomes a task with its invoices."""
+    """手工导入: the file is checked cheaply and stored here; a job parses, checks and pools it."""
+    from jobs import imports, tracked
+    from portal.excel import uploads
     orgs = _orgs_with("F18012.create")
     errors = []
     if request.method == "POST":
@@ -271,15 +273,24 @@ def manual_import():
         if not upload or not upload.filename:
             errors.append(_("请选择要导入的税局导出文件（.xlsx）"))
         if not errors:
-            invoices, errors = importing.read_bureau_file(upload)
-            if not errors:
-                task = importing.import_task(org, dtype, invoices)
-                notify(_("导入完成：批次 %(batch)s，%(status)s，下载 %(n)s 份，入池 %(stored)s 份",
-                         batch=task.batch_no, status=task.status_label, n=task.invoice_count,
-                         stored=task.success_count))
-                return redirect(url_for("sync_logs.detail", task_id=task.id))
-    return render_template("sync_logs/import.html", orgs=orgs, errors=errors,
-                           types=importing.IMPORTABLE_TYPES, columns=importing.COLUMNS)
+            data = upload.read()  # bounded by MAX_CONTENT_LENGTH
+            errors = [e for e in [importing.check_upload(data)] if e]
+        if not errors:
+            batch_no = service.new_batch_no()
+            stored = uploads.store(data, upload.filename, current_user)
+            try:
+                job = tracked.start("sync.import", current_user, imports.manual_import, stored.id, org.id,
+                                    dtype.value, batch_no, subject=_("%(file)s（%(org)s，%(type)s）",
+                                    file=upload.filename, org=org.name, type=dtype.label),
+                                    back_url=url_for("sync_logs.index", batch_no=batch_no), job_timeout=3600)
+            except tracked.QueueUnavailable as exc:
+                uploads.discard(stored.id)
+                errors.append(str(exc))
+            else:
+                notify(_("已提交导入：%(file)s，正在后台检查文件并入池", file=upload.filename))
+                return redirect(url_for("main.job_status", job_id=job.id))
+    return render_template("sync_logs/import.html", orgs=orgs, errors=errors, types=importing.IMPORTABLE_TYPES,
+                           columns=importing.COLUMNS, max_rows=current_app.config["IMPORT_MAX_ROWS"])
 
 
 @bp.route("/import/template")
