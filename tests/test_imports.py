@@ -394,6 +394,7 @@ def test_the_same_invoice_twice_in_a_file_is_an_error_naming_both_rows(env, auth
     rows.append(again)  # file row 8 repeats file row 3
     html = import_via_job(auth, bureau_file(rows)).get_data(as_text=True)
     assert "第 3 行与第 8 行是同一张发票（发票号码 26110000000000000101）" in html
+    assert 'class="msg msg-warning">文件未导入，数据未作任何修改' in html  # not shown as a success
     assert tasks() == [] and db.session.scalar(select(func.count()).select_from(PoolInvoice)) == 0
 
 
