@@ -389,7 +389,8 @@ def test_failure_reason_and_has_failures_filters_find_exactly_those_tasks(env, a
 def test_rows_in_flight_refresh_themselves_until_they_settle(env, auth, sandbox):
     sandbox.downloads(org("ORG01").tax_id, outcome="processing", mode="all")
     auth.login("kaipiao1")
-    create_via_form(auth)
+    result = create_via_form(auth).get_data(as_text=True)
+    assert "已提交</td>" in result and "完成</td>" not in result  # submitted, not "finished"
     run_worker()
     task = tasks()[0]
     html = auth.client.get("/sync-logs/").get_data(as_text=True)
