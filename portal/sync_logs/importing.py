@@ -140,8 +140,11 @@ def read_bureau_file(data: bytes) -> tuple[list[dict], list[str]]:
                                         n=n, v=_text(value)))
             elif key in ("amount", "tax_amount", "total"):
                 try:
-                    inv[key] = str(Decimal(_text(value)).quantize(Decimal("0.01")))
-                except InvalidOperation:
+                    amount = Decimal(_text(value))
+                    if not amount.is_finite():  # NaN / Infinity parse, but are no amount
+                        raise InvalidOperation
+                    inv[key] = str(amount.quantize(Decimal("0.01")))
+                except InvalidOperation:  # also 1e999: quantize overflows the context
                     errors.append(_("第 %(n)s 行「%(col)s」：“%(v)s”不是有效金额", n=n, col=label[key], v=_text(value)))
             elif label[key] in IDENTIFIER_COLUMNS:
                 inv[key], error = _identifier(value, n, label[key])
