@@ -262,13 +262,13 @@ def _pool_batch(task: SyncTask, invoices: list[dict], resumed: bool = False) -> 
         row = dict(task_id=task.id, direction=direction, invoice_code=key[0], invoice_no=key[1],
                    seller_name=inv.get("seller_name") or "", buyer_name=inv.get("buyer_name") or "",
                    bureau_status=inv.get("status") or "", issue_date=date.fromisoformat(inv["issue_date"]),
-                   total=pool._money(inv["total"]), outcome="stored", failure_reason="", pool_invoice_id=None)
+                   total=pool.money(inv["total"]), outcome="stored", failure_reason="", pool_invoice_id=None)
         reason = pool.check_invoice(inv)
         if reason:
             row.update(outcome="failed", failure_reason=reason)
             failed += 1
         elif key in pooled:
-            existing, outcome = pool._upsert_pool(task, direction, inv)
+            existing, outcome = pool.upsert_pool(task, direction, inv)
             row.update(outcome=outcome, pool_invoice_id=existing.id)
             stored += 1
         else:
@@ -276,8 +276,8 @@ def _pool_batch(task: SyncTask, invoices: list[dict], resumed: bool = False) -> 
                 org_id=task.org_id, direction=direction, invoice_code=key[0], invoice_no=key[1],
                 invoice_type=inv.get("invoice_type") or "", issue_date=row["issue_date"],
                 seller_tax_id=inv["seller_tax_id"], seller_name=row["seller_name"],
-                buyer_tax_id=inv["buyer_tax_id"], buyer_name=row["buyer_name"], amount=pool._money(inv["amount"]),
-                tax_amount=pool._money(inv["tax_amount"]), total=row["total"], status=inv.get("status") or "正常",
+                buyer_tax_id=inv["buyer_tax_id"], buyer_name=row["buyer_name"], amount=pool.money(inv["amount"]),
+                tax_amount=pool.money(inv["tax_amount"]), total=row["total"], status=inv.get("status") or "正常",
                 deduction_status="", has_lines=False, file_url="", first_task_id=task.id, last_task_id=task.id,
                 created_at=now, updated_at=now)))
             stored += 1

@@ -16,7 +16,7 @@ REQUIRED = {"invoice_no": "发票号码", "issue_date": "开票日期", "seller_
             "buyer_tax_id": "购方税号", "amount": "金额", "tax_amount": "税额", "total": "价税合计"}
 
 
-def _money(value) -> Decimal:
+def money(value) -> Decimal:
     return Decimal(str(value)).quantize(Decimal("0.01"))
 
 
@@ -26,7 +26,7 @@ def check_invoice(inv: dict) -> str:
     if missing:
         return "数据缺失：" + "、".join(missing)
     try:
-        amount, tax, total = _money(inv["amount"]), _money(inv["tax_amount"]), _money(inv["total"])
+        amount, tax, total = money(inv["amount"]), money(inv["tax_amount"]), money(inv["total"])
         date.fromisoformat(str(inv["issue_date"])[:10])
     except (InvalidOperation, ValueError):
         return "金额或日期格式错误"
@@ -57,7 +57,7 @@ def store_invoices(task: SyncTask, invoices: list[dict]) -> tuple[int, int]:
         except ValueError:
             row.issue_date = None
         try:
-            row.total = _money(inv.get("total"))
+            row.total = money(inv.get("total"))
         except (InvalidOperation, ValueError, TypeError):
             row.total = None
         reason = check_invoice(inv)
@@ -65,7 +65,7 @@ def store_invoices(task: SyncTask, invoices: list[dict]) -> tuple[int, int]:
             row.outcome, row.failure_reason, row.pool_invoice_id = "failed", reason, None
             failed += 1
         else:
-            pooled, outcome = _upsert_pool(task, direction, inv)
+            pooled, outcome = upsert_pool(task, direction, inv)
             row.outcome, row.failure_reason, row.pool_invoice_id = outcome, "", pooled.id
             stored += 1
         db.session.add(row)
@@ -73,7 +73,7 @@ def store_invoices(task: SyncTask, invoices: list[dict]) -> tuple[int, int]:
     return stored, failed
 
 
-def _upsert_pool(task: SyncTask, direction: str, inv: dict) -> tuple[PoolInvoice, str]:
+def upsert_pool(task: SyncTask, direction: str, inv: dict) -> tuple[PoolInvoice, str]:
     code, number = inv.get("invoice_code") or "", str(inv["invoice_no"])
     pooled = db.session.scalar(select(PoolInvoice).where(
         PoolInvoice.org_id == task.org_id, PoolInvoice.direction == direction,
@@ -85,7 +85,7 @@ def _upsert_pool(task: SyncTask, direction: str, inv: dict) -> tuple[PoolInvoice
             invoice_type=inv.get("invoice_type") or "", issue_date=date.fromisoformat(str(inv["issue_date"])[:10]),
             seller_tax_id=inv["seller_tax_id"], seller_name=inv.get("seller_name") or "",
             buyer_tax_id=inv["buyer_tax_id"], buyer_name=inv.get("buyer_name") or "",
-            amount=_money(inv["amount"]), tax_amount=_money(inv["tax_amount"]), total=_money(inv["total"]),
+            amount=money(inv["amount"]), tax_amount=money(inv["tax_amount"]), total=money(inv["total"]),
             status=inv.get("status") or "正常", deduction_status=inv.get("deduction_status") or "",
             has_lines=bool(lines), lines=lines or None, file_url=inv.get("file_url") or "",
             first_task_id=task.id, last_task_id=task.id)
