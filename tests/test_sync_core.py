@@ -30,6 +30,15 @@ def _attempts(task) -> list[SyncTaskAttempt]:
                               .order_by(SyncTaskAttempt.seq)).all()
 
 
+def _task_in_progress(auth, sandbox) -> SyncTask:
+    """A task kaipiao1 created through the form that the bureau keeps in 下载处理中."""
+    sandbox.downloads(org("ORG01").tax_id, outcome="processing", mode="all")
+    auth.login("kaipiao1")
+    create_via_form(auth)
+    run_worker()
+    return tasks()[0]
+
+
 # --- request ids: one decision -------------------------------------------------------------------
 def test_retry_after_a_definitive_failure_is_a_new_request_and_recovers(env, auth, sandbox, monkeypatch):
     sandbox.downloads(org("ORG01").tax_id, outcome="failed", mode="next")
@@ -91,11 +100,7 @@ def test_application_is_committed_as_sent_before_the_channel_is_called(env, auth
 
 # --- the compare-and-set ---------------------------------------------------------------------------
 def test_transition_loses_against_a_newer_version(env, auth, sandbox):
-    sandbox.downloads(org("ORG01").tax_id, outcome="processing", mode="all")
-    auth.login("kaipiao1")
-    create_via_form(auth)
-    run_worker()
-    task = tasks()[0]
+    task = _task_in_progress(auth, sandbox)
     db.session.expunge(task)  # what a second worker still holds: version N
     db.session.execute(text("UPDATE sync_tasks SET version = version + 1 WHERE id = :i"), {"i": task.id})
     db.session.commit()
@@ -104,11 +109,7 @@ def test_transition_loses_against_a_newer_version(env, auth, sandbox):
 
 
 def test_transition_checks_the_starting_state_in_the_database(env, auth, sandbox):
-    sandbox.downloads(org("ORG01").tax_id, outcome="processing", mode="all")
-    auth.login("kaipiao1")
-    create_via_form(auth)
-    run_worker()
-    task = tasks()[0]
+    task = _task_in_progress(auth, sandbox)
     db.session.expunge(task)  # the stale view: 下载处理中, version N
     # a writer that bypassed the core moved it on without a version bump
     db.session.execute(text("UPDATE sync_tasks SET status = 'success' WHERE id = :i"), {"i": task.id})
@@ -120,11 +121,7 @@ def test_transition_checks_the_starting_state_in_the_database(env, auth, sandbox
 
 
 def test_two_sessions_voiding_the_same_task_at_once_act_once(env, auth, sandbox):
-    sandbox.downloads(org("ORG01").tax_id, outcome="processing", mode="all")
-    auth.login("kaipiao1")
-    create_via_form(auth)
-    run_worker()
-    task_id = tasks()[0].id
+    task_id = _task_in_progress(auth, sandbox).id
     barrier, outcomes = threading.Barrier(2), []
 
     def void_in_own_session(name):
