@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask_babel import gettext as _
 
 from jobs.tracked import tracked
+from portal import maintenance
 from portal.extensions import db
 
 
@@ -43,6 +44,7 @@ def manual_import(ctx, upload_id: int, org_id: int, download_type: str, batch_no
                                  actor=user.username, progress=ctx.progress)
     uploads.discard(upload_id)
     uploads.purge_expired()
+    maintenance.refresh_statistics()  # thousands of new pool rows: the planner should know at once
     _report(ctx, task)
 
 

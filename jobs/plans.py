@@ -45,12 +45,18 @@ def _reap_jobs():
     return f"已处理 {tracked.reap()} 个中断的后台任务"
 
 
+def _maintenance():
+    from portal import maintenance
+    return maintenance.run()
+
+
 # plan.job → (label, function returning a short result text)
 PLAN_JOBS = {
     "sync.today": (_l("当天进销项下载（每个已引入发票服务的组织）"), _today_download),
     "sync.current_month": (_l("当前月进销项下载（每个已引入发票服务的组织）"), _month_download),
     "sync.watchdog": (_l("下载任务巡检：申请、查询、通道作废"), _sweep),
     "jobs.reap": (_l("后台任务中断检测与过期文件清理"), _reap_jobs),
+    "db.maintenance": (_l("数据库维护：合并列表计数、更新查询统计信息"), _maintenance),
 }
 
 

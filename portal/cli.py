@@ -49,6 +49,8 @@ def seed_command(scale: int, what: str):
         else:
             seeding.seed_sync_tasks(scale)
         click.echo(f"{scale} {what} rows in {time.perf_counter() - started:.1f}s")
+    from portal import maintenance
+    click.echo(maintenance.run())  # planner statistics for the new rows, at once
 
 
 @click.command("serve")

@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, urlencode
 from flask import current_app, has_request_context, request
 from flask_babel import LazyString, lazy_gettext
 from flask_login import current_user
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, bindparam, func, select, tuple_
 from sqlalchemy.sql import ColumnElement
 from werkzeug.datastructures import MultiDict
 
@@ -43,7 +43,8 @@ SHOWN = "shown"          # optional, shown until the user hides it
 HIDDEN = "hidden"        # optional, hidden until the user shows it
 
 # Query-string keys that say where we are or what is ticked, not what is filtered.
-PAGING_KEYS = ("after", "before", "last", "page")
+PAGING_KEYS = ("after", "before", "last", "page", "count")
+EXACT_COUNT = ("count", "exact")  # ?count=exact: count beyond the cap once, on request
 SELECT_PAGE_KEY = "sel"  # sel=page: render this page with every row ticked (no JS needed)
 
 
@@ -159,8 +160,8 @@ def _encode(values: list) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode(token: str, kinds: tuple[type | None, type | None] = (None, None)) -> list | None:
-    """A cursor back to [sort value, id], or None for anything malformed: a cursor comes
+def _decode(token: str, kinds: tuple[type | None, ...] = (None, None)) -> list | None:
+    """A cursor back to its key values ([sort value, …, id]), or None for anything malformed: a cursor comes
     from the query string, so each value must have the type of its column (`kinds`, the
     columns' Python types; None: any JSON scalar) and an id the database can hold."""
     def dec(v, kind):
@@ -186,7 +187,7 @@ def _decode(token: str, kinds: tuple[type | None, type | None] = (None, None)) -
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         values = json.loads(raw)
-        if not (isinstance(values, list) and len(values) == 2):
+        if not (isinstance(values, list) and len(values) == len(kinds)):
             return None
         decoded = [dec(v, kind) for v, kind in zip(values, kinds)]
     except (ValueError, TypeError, ArithmeticError, RecursionError):
@@ -209,7 +210,7 @@ class Page:
     sort: str
     direction: str
     size: int
-    number: int
+    number: int | None  # None: reached by a cursor from an unnumbered 末页 (count unknown)
     has_next: bool
     has_prev: bool
     next_cursor: str | None
@@ -220,15 +221,20 @@ class Page:
     extra: dict = field(default_factory=dict)  # per-list context for the template
     columns: list[Column] = field(default_factory=list)  # shown to this user, in order
     choices: dict = field(default_factory=dict)          # this user's stored column choices
+    exact: bool = False                                  # total is exact (counters, or below the cap)
 
     @property
     def cap(self) -> int:
         return current_app.config["TABLE_COUNT_CAP"]
 
     def count_label(self, n: int | None = None, capped: bool | None = None) -> str:
+        """A count for a tab or a sentence: "1,234", or "1,000+" when only bounded."""
         n = self.total if n is None else n
         capped = self.total_capped if capped is None else capped
-        return f"{self.cap}+" if capped else str(n)
+        return f"{self.cap:,}+" if capped else f"{n:,}"
+
+    def exact_count_url(self) -> str:
+        return self.current_url(**{EXACT_COUNT[0]: EXACT_COUNT[1]})
 
     @property
     def in_flight_count(self) -> int:
@@ -280,12 +286,12 @@ class Page:
         return self.url(sort=key, dir=direction)
 
     def next_url(self) -> str:
-        return self.url(after=self.next_cursor, page=str(self.number + 1))
+        return self.url(after=self.next_cursor, page=str(self.number + 1) if self.number else None)
 
     def prev_url(self) -> str:
-        if self.number <= 2:
+        if self.number is not None and self.number <= 2:
             return self.url()
-        return self.url(before=self.prev_cursor, page=str(self.number - 1))
+        return self.url(before=self.prev_cursor, page=str(self.number - 1) if self.number else None)
 
     def last_url(self) -> str:
         return self.url(last="1")
@@ -298,10 +304,14 @@ class Table:
                  filters: list[Filter] = (), tabs: Tabs | None = None,
                  actions: list[Action] = (), default_sort: str | None = None,
                  default_dir: str = "desc", selectable: bool = True,
-                 in_flight: Callable[[Any], bool] | None = None, row_endpoint: str | None = None):
+                 in_flight: Callable[[Any], bool] | None = None, row_endpoint: str | None = None,
+                 counted=None):
         """`in_flight(row)` marks rows whose state is about to change by itself (e.g. 下载处理中):
-        each such row refreshes itself from `row_endpoint` (GET, `row_id`) until it settles."""
+        each such row refreshes itself from `row_endpoint` (GET, `row_id`) until it settles.
+        `counted` (a `portal.models.counts.Counted`) makes tabs and totals exact at any size
+        whenever every filter in use is one of its dimensions."""
         self.dom_id = dom_id
+        self.counted = counted
         self.in_flight = in_flight
         self.row_endpoint = row_endpoint
         self.id_col = id_col
@@ -353,7 +363,7 @@ class Table:
         return stmt
 
     def _exact_count(self, session, stmt: Select) -> int:
-        """Uncapped count: only for 末页, whose page number and tail need it."""
+        """Uncapped count: only on request (?count=exact) when no counter can answer."""
         return session.scalar(select(func.count()).select_from(
             stmt.with_only_columns(self.id_col).order_by(None).subquery()))
 
@@ -363,33 +373,104 @@ class Table:
         n = session.scalar(select(func.count()).select_from(limited))
         return min(n, cap), n > cap
 
+    def counter_query(self, args, orgs: set[int] | None) -> dict | None:
+        """The arguments of `list_counts.by_status` that count exactly the rows these
+        filters select (within `orgs`; None: every organisation), or None when a filter in
+        use is not a counted dimension (or a date range is combined with a group column)."""
+        c = self.counted
+        if c is None:
+            return None
+        group_cols = {col for cols in c.groups.values() for col in cols}
+        keys, first, last, dated = {}, None, None, False
+        for f in self.filters:
+            raw = args.get(f.key, "").strip()
+            if not raw or f.clause(raw) is None:
+                continue
+            col = getattr(f.expr, "key", None)
+            if col and col == c.org and f.kind in ("int", "exact", "select"):
+                value = parse_id(raw)
+                orgs = set() if value is None else ({value} if orgs is None else orgs & {value})
+            elif col and col == c.day and f.kind in ("date_from", "date_to"):
+                day, dated = date.fromisoformat(raw), True
+                if f.kind == "date_from":
+                    first = max(first, day) if first else day
+                else:
+                    last = min(last, day) if last else day
+            elif col in group_cols and f.kind in ("exact", "select"):
+                keys[col] = raw
+            else:
+                return None
+        group = None
+        if keys:
+            if dated:
+                return None
+            group = next((code for code, cols in c.groups.items() if set(keys) <= set(cols)), None)
+            if group is None:
+                return None
+        return {"orgs": orgs, "group": group, "keys": keys, "first": first, "last": last, "dated": dated}
+
+    def counts(self, session, base: Select, args, orgs: set[int] | None = None) -> tuple[int, bool, dict, bool]:
+        """(total, capped, tab counts {value: (n, capped)}, exact) for the filters in `args`.
+        Exact from the counters when they can answer; otherwise bounded by TABLE_COUNT_CAP
+        (and the total exact on request, ?count=exact)."""
+        tab = args.get(self.tabs.key, "") if self.tabs else ""
+        query = self.counter_query(args, orgs)
+        if query is not None:
+            from portal import list_counts
+            per_status = list_counts.by_status(session, self.counted, **query)
+            everything = sum(per_status.values())
+            tabs = {"": (everything, False)}
+            for value, _ in (self.tabs.choices if self.tabs else ()):
+                tabs[value] = (per_status.get(value, 0), False)
+            return (per_status.get(tab, 0) if tab else everything), False, tabs, True
+        tabs = {}
+        if self.tabs:
+            untabbed = self.filtered(base, args, with_tab=False)
+            tabs[""] = self._bounded_count(session, untabbed)
+            for value, _ in self.tabs.choices:
+                tabs[value] = self._bounded_count(session, untabbed.where(self.tabs.expr == value))
+        if args.get(EXACT_COUNT[0]) == EXACT_COUNT[1]:
+            return self._exact_count(session, self.filtered(base, args)), False, tabs, True
+        if self.tabs:
+            total, capped = tabs.get(tab) or self._bounded_count(session, self.filtered(base, args))
+        else:
+            total, capped = self._bounded_count(session, self.filtered(base, args))
+        return total, capped, tabs, not capped
+
     # --- one page ---------------------------------------------------------------
-    def page(self, session, base: Select, args=None, user=None) -> Page:
+    def page(self, session, base: Select, args=None, user=None, orgs: Any = ..., counted: bool = True) -> Page:
         """One page for the query string `args`; columns follow `user`'s choices
-        (default: the logged-in user)."""
+        (default: the logged-in user). `orgs`: the organisations `base` is limited to (None:
+        all), which the counters need; `counted=False` skips the counts (a row refresh)."""
+        if orgs is ...:
+            if self.counted is not None and counted:  # counting every organisation's rows would leak them
+                raise TypeError(f"{self.dom_id}: a counted table needs orgs= (None for every organisation)")
+            orgs = None
         args = MultiDict(args if args is not None else request.args)
         sizes = current_app.config["TABLE_PAGE_SIZES"]
         size = args.get("size", type=int) or current_app.config["TABLE_DEFAULT_PAGE_SIZE"]
         size = size if size in sizes else sizes[0]
         sort = args.get("sort") if args.get("sort") in self.sortable else self.default_sort
         direction = args.get("dir") if args.get("dir") in ("asc", "desc") else self.default_dir
-        number = max(args.get("page", type=int) or 1, 1)
 
         stmt = self.filtered(base, args)
-        sort_expr = self.sortable[sort]
-        key = (sort_expr, self.id_col)
-        kinds = (_python_type(sort_expr), _python_type(self.id_col))
+        key = self.key(sort)
+        kinds = tuple(_python_type(c) for c in key)
         after = _decode(args.get("after", ""), kinds) if args.get("after") else None
         before = _decode(args.get("before", ""), kinds) if args.get("before") else None
         last = args.get("last") == "1" and not (after or before)
+        number = args.get("page", type=int)
+        number = max(number, 1) if number is not None else (None if (after or before) else 1)
         forward = not (before or last)
-        limit, exact = size, None
+
+        total, capped, tab_counts, exact = self.counts(session, base, args, orgs) if counted else (0, False, {}, False)
+        limit = size
         if last:
             # The last page holds what is left after full pages (2,003 rows → 3 rows on
-            # page 101), so its number and size need the exact, uncapped count.
-            exact = self._exact_count(session, stmt)
-            limit = exact % size or size
-            number = max((exact + size - 1) // size, 1)
+            # page 101) when the count is exact; otherwise it is the last `size` rows and
+            # its number is not shown.
+            limit = (total % size or size) if exact else size
+            number = max((total + size - 1) // size, 1) if exact else None
         descending = (direction == "desc") == forward
         if after:
             stmt = stmt.where(self._beyond(key, after, direction == "desc"))
@@ -408,31 +489,34 @@ class Table:
             has_next, has_prev = not last, more
 
         def cursor(row):
-            return _encode([getattr(row, sort_key_attr(sort_expr)), getattr(row, sort_key_attr(self.id_col))])
+            return _encode([getattr(row, sort_key_attr(c)) for c in key])
 
-        if exact is not None:
-            total, capped = exact, False
-        else:
-            total, capped = self._bounded_count(session, self.filtered(base, args))
-        tab_counts = {}
-        if self.tabs:
-            untabbed = self.filtered(base, args, with_tab=False)
-            tab_counts[""] = self._bounded_count(session, untabbed)
-            for value, _ in self.tabs.choices:
-                tab_counts[value] = self._bounded_count(session, untabbed.where(self.tabs.expr == value))
         choices = self.user_choices(session, user)
         return Page(self, rows, args, sort, direction, size, number, has_next, has_prev,
                     cursor(rows[-1]) if rows else None, cursor(rows[0]) if rows else None,
                     total, capped, tab_counts, columns=self.visible_columns(choices),
-                    choices=choices)
+                    choices=choices, exact=exact)
+
+    def key(self, sort: str) -> tuple:
+        """The ordering of a sort: its column, then the default sort's column, then id. So
+        one index (column, default column, id) serves both sorting by the column and
+        filtering on it under the default sort."""
+        cols = [self.sortable[sort], self.sortable.get(self.default_sort), self.id_col]
+        unique = []
+        for c in cols:
+            if c is not None and not any(c is u for u in unique):
+                unique.append(c)
+        return tuple(unique)
 
     @staticmethod
     def _beyond(key, values, descending: bool):
-        col, id_col = key
-        value, row_id = values
-        if descending:
-            return or_(col < value, and_(col == value, id_col < row_id))
-        return or_(col > value, and_(col == value, id_col > row_id))
+        """Rows after the cursor, as one row-value comparison: both databases use it as a
+        bound of the (sort column, id) index, so page 25,000 costs what page 2 costs."""
+        if len(key) == 1:
+            return key[0] < values[0] if descending else key[0] > values[0]
+        ordered = tuple_(*key)
+        bound = tuple_(*(bindparam(None, v, type_=col.type) for v, col in zip(values, key)))
+        return ordered < bound if descending else ordered > bound
 
     # --- bulk selection ---------------------------------------------------------
     def selection(self, session, base: Select, form, limit: int) -> tuple[list, bool]:

@@ -29,7 +29,7 @@ def _walk(args):
     """Follow 'next' links through every page; returns all object ids in order."""
     seen, args = [], MultiDict(args)
     while True:
-        page = AUDIT_TABLE.page(db.session, select(AuditLog), args)
+        page = AUDIT_TABLE.page(db.session, select(AuditLog), args, orgs=None)
         seen += _ids(page)
         if not page.has_next:
             return seen
@@ -40,7 +40,7 @@ def _walk(args):
 def test_filter_by_exact_value(app):
     _rows()
     with app.test_request_context("/"):
-        page = AUDIT_TABLE.page(db.session, select(AuditLog), {"actor": "user1", "size": "100"})
+        page = AUDIT_TABLE.page(db.session, select(AuditLog), {"actor": "user1", "size": "100"}, orgs=None)
         assert page.rows and all(r.actor == "user1" for r in page.rows)
         assert page.total == 15
 
@@ -48,17 +48,17 @@ def test_filter_by_exact_value(app):
 def test_filter_by_date_range_includes_whole_end_day(app):
     _rows()
     with app.test_request_context("/"):
-        page = AUDIT_TABLE.page(db.session, select(AuditLog), {"from": "2026-01-01", "to": "2026-01-01"})
+        page = AUDIT_TABLE.page(db.session, select(AuditLog), {"from": "2026-01-01", "to": "2026-01-01"}, orgs=None)
         assert page.total == 45
-        page = AUDIT_TABLE.page(db.session, select(AuditLog), {"from": "2026-01-02"})
+        page = AUDIT_TABLE.page(db.session, select(AuditLog), {"from": "2026-01-02"}, orgs=None)
         assert page.total == 0
 
 
 def test_sort_descending_then_ascending(app):
     _rows()
     with app.test_request_context("/"):
-        desc = AUDIT_TABLE.page(db.session, select(AuditLog), {"sort": "at", "dir": "desc"})
-        asc = AUDIT_TABLE.page(db.session, select(AuditLog), {"sort": "at", "dir": "asc"})
+        desc = AUDIT_TABLE.page(db.session, select(AuditLog), {"sort": "at", "dir": "desc"}, orgs=None)
+        asc = AUDIT_TABLE.page(db.session, select(AuditLog), {"sort": "at", "dir": "asc"}, orgs=None)
         assert _ids(desc)[0] == 44 and _ids(asc)[0] == 0
         assert [r.at for r in desc.rows] == sorted((r.at for r in desc.rows), reverse=True)
 
@@ -74,9 +74,9 @@ def test_keyset_paging_visits_every_row_once_even_with_equal_sort_values(app):
 def test_previous_page_returns_the_same_rows(app):
     _rows()
     with app.test_request_context("/"):
-        first = AUDIT_TABLE.page(db.session, select(AuditLog), {"size": "20"})
-        second = AUDIT_TABLE.page(db.session, select(AuditLog), {"size": "20", "after": first.next_cursor, "page": "2"})
-        back = AUDIT_TABLE.page(db.session, select(AuditLog), {"size": "20", "before": second.prev_cursor, "page": "1"})
+        first = AUDIT_TABLE.page(db.session, select(AuditLog), {"size": "20"}, orgs=None)
+        second = AUDIT_TABLE.page(db.session, select(AuditLog), {"size": "20", "after": first.next_cursor, "page": "2"}, orgs=None)
+        back = AUDIT_TABLE.page(db.session, select(AuditLog), {"size": "20", "before": second.prev_cursor, "page": "1"}, orgs=None)
         assert _ids(back) == _ids(first)
         assert second.has_prev and second.number == 2
 
@@ -85,7 +85,7 @@ def test_last_page_holds_the_tail(app):
     """末页 is the page 'next' would reach: 45 rows at 20 a page → page 3 with 5 rows."""
     _rows()
     with app.test_request_context("/"):
-        last = AUDIT_TABLE.page(db.session, select(AuditLog), {"size": "20", "last": "1"})
+        last = AUDIT_TABLE.page(db.session, select(AuditLog), {"size": "20", "last": "1"}, orgs=None)
         assert len(last.rows) == 5 and not last.has_next and last.has_prev
         assert _ids(last) == _walk({"size": "20"})[40:] and last.number == 3
 
@@ -93,30 +93,46 @@ def test_last_page_holds_the_tail(app):
 def test_page_size_choice_and_unknown_size_falls_back(app):
     _rows()
     with app.test_request_context("/"):
-        assert len(AUDIT_TABLE.page(db.session, select(AuditLog), {"size": "50"}).rows) == 45
-        assert AUDIT_TABLE.page(db.session, select(AuditLog), {"size": "7"}).size == 20
+        assert len(AUDIT_TABLE.page(db.session, select(AuditLog), {"size": "50"}, orgs=None).rows) == 45
+        assert AUDIT_TABLE.page(db.session, select(AuditLog), {"size": "7"}, orgs=None).size == 20
 
 
 def test_unknown_sort_column_is_ignored(app):
     _rows()
     with app.test_request_context("/"):
-        page = AUDIT_TABLE.page(db.session, select(AuditLog), {"sort": "password_hash"})
+        page = AUDIT_TABLE.page(db.session, select(AuditLog), {"sort": "password_hash"}, orgs=None)
         assert page.sort == "at"
 
 
 def test_tampered_cursor_is_ignored_not_an_error(app):
     _rows()
     with app.test_request_context("/"):
-        page = AUDIT_TABLE.page(db.session, select(AuditLog), {"after": "!!notbase64"})
+        page = AUDIT_TABLE.page(db.session, select(AuditLog), {"after": "!!notbase64"}, orgs=None)
         assert len(page.rows) == 20
 
 
-def test_count_is_bounded_by_the_cap(app):
+def test_count_is_bounded_by_the_cap_when_no_counter_answers(app):
+    """操作人 and 动作 are counted in different groups, so together they are bounded:
+    "10+" at a cap of 10, and the exact figure on request (?count=exact)."""
     _rows()
     app.config["TABLE_COUNT_CAP"] = 10
     with app.test_request_context("/"):
-        page = AUDIT_TABLE.page(db.session, select(AuditLog), {})
+        page = AUDIT_TABLE.page(db.session, select(AuditLog), {"actor": "user0", "action": "create"}, orgs=None)
         assert page.total == 10 and page.total_capped and page.count_label() == "10+"
+        assert not page.exact
+        exact = AUDIT_TABLE.page(db.session, select(AuditLog),
+                                 {"actor": "user0", "action": "create", "count": "exact"}, orgs=None)
+        assert exact.total == 15 and not exact.total_capped and exact.exact
+
+
+def test_counted_filters_are_exact_beyond_the_cap(app):
+    _rows()
+    app.config["TABLE_COUNT_CAP"] = 10
+    with app.test_request_context("/"):
+        for args, n in (({}, 45), ({"actor": "user0"}, 15), ({"org": "1"}, 23), ({"action": "void"}, 15),
+                        ({"from": "2026-01-01", "to": "2026-01-01"}, 45), ({"org": "2", "from": "2026-01-02"}, 0)):
+            page = AUDIT_TABLE.page(db.session, select(AuditLog), args, orgs=None)
+            assert (page.total, page.total_capped, page.exact) == (n, False, True), args
 
 
 def test_status_tabs_count_each_value_under_the_filter(app):
@@ -186,11 +202,12 @@ def test_last_page_number_is_exact_beyond_the_count_cap(demo, auth, client):
     assert "第 101 页" in html
     assert len(re.findall(r'<td class="">t</td>', html)) == 3  # object_type column
     with app_request(client):
-        last = AUDIT_TABLE.page(db.session, select(AuditLog), {"size": "20", "last": "1", "object_type": "t"})
+        last = AUDIT_TABLE.page(db.session, select(AuditLog), {"size": "20", "last": "1", "object_type": "t"}, orgs=None)
         assert last.number == 101 and sorted(_ids(last)) == [0, 1, 2]
-        assert last.total == 2003 and not last.total_capped and last.count_label() == "2003"
+        assert last.total == 2003 and not last.total_capped and last.count_label() == "2,003"
         before = AUDIT_TABLE.page(db.session, select(AuditLog),
-                                  {"size": "20", "before": last.prev_cursor, "page": "100", "object_type": "t"})
+                                  {"size": "20", "before": last.prev_cursor, "page": "100", "object_type": "t"},
+                                  orgs=None)
         assert sorted(_ids(before)) == list(range(3, 23))
 
 
@@ -200,7 +217,7 @@ def app_request(client):
 
 def test_last_page_with_no_rows_is_page_one(app):
     with app.test_request_context("/"):
-        last = AUDIT_TABLE.page(db.session, select(AuditLog), {"last": "1"})
+        last = AUDIT_TABLE.page(db.session, select(AuditLog), {"last": "1"}, orgs=None)
         assert last.rows == [] and last.number == 1 and not last.has_prev
 
 
@@ -272,7 +289,7 @@ def test_select_page_flag_ticks_every_row_of_this_page(demo, auth, client):
 def test_select_page_flag_stays_out_of_the_filter_and_pager(app):
     _rows()
     with app.test_request_context("/admin/audit"):
-        page = AUDIT_TABLE.page(db.session, select(AuditLog), {"actor": "user1", "sel": "page"})
+        page = AUDIT_TABLE.page(db.session, select(AuditLog), {"actor": "user1", "sel": "page"}, orgs=None)
         assert page.page_selected
         assert page.filter_query() == "actor=user1"  # what 'select all matching' re-runs
         assert "sel=" not in page.next_url() and "sel=" not in page.sort_url("at")
@@ -468,10 +485,10 @@ def test_a_concurrent_first_save_of_the_same_table_becomes_an_update(demo):
 def test_a_stray_last_flag_beside_a_cursor_is_ignored(app):
     _rows()
     with app.test_request_context("/"):
-        first = AUDIT_TABLE.page(db.session, select(AuditLog), {"size": "20"})
+        first = AUDIT_TABLE.page(db.session, select(AuditLog), {"size": "20"}, orgs=None)
         args = {"size": "20", "after": first.next_cursor, "page": "2"}
-        second = AUDIT_TABLE.page(db.session, select(AuditLog), args)
-        stray = AUDIT_TABLE.page(db.session, select(AuditLog), {**args, "last": "1"})
+        second = AUDIT_TABLE.page(db.session, select(AuditLog), args, orgs=None)
+        stray = AUDIT_TABLE.page(db.session, select(AuditLog), {**args, "last": "1"}, orgs=None)
         assert _ids(stray) == _ids(second) and stray.number == 2
 
 

@@ -11,6 +11,7 @@ from portal.auth.permissions import MODULES
 from portal.extensions import db
 from portal.models import AuditLog, Grant, Organization, Role, SchedulePlan, SystemParameter, User, UserSession
 from portal.models.system import PARAMETERS
+from portal.models.audit import AUDIT_COUNTS
 from portal.tables import Column, Filter, Table
 from portal.ui import notify
 from portal.urls import parse_id
@@ -74,7 +75,7 @@ AUDIT_TABLE = Table(
         Filter("from", "开始日期", AuditLog.at, "date_from"),
         Filter("to", "结束日期", AuditLog.at, "date_to"),
     ],
-    default_sort="at", selectable=False,
+    default_sort="at", selectable=False, counted=AUDIT_COUNTS,
 )
 
 
@@ -216,7 +217,7 @@ def params():
 @bp.route("/audit")
 @admin_required
 def audit_log():
-    page = AUDIT_TABLE.page(db.session, select(AuditLog))
+    page = AUDIT_TABLE.page(db.session, select(AuditLog), orgs=None)  # admins see every organisation
     return render_list("admin/audit.html", page)
 
 

@@ -9,3 +9,4 @@ from portal.models.sync import (SyncTask, SyncTaskInvoice, PoolInvoice, Schedule
 from portal.models.outbox import OutboxMessage  # noqa: F401
 from portal.models.preference import TablePreference  # noqa: F401
 from portal.models.session import UserSession  # noqa: F401
+from portal.models.counts import ListCount  # noqa: F401

@@ -19,6 +19,11 @@ def tasks(user, permission: str = "F18012.query") -> Select:
     return stmt if ids is None else stmt.where(SyncTask.org_id.in_(ids or [-1]))
 
 
+def org_ids(user, permission: str = "F18012.query") -> set[int] | None:
+    """The organisation ids `tasks` is limited to (None: every organisation)."""
+    return permissions.org_ids_with(permission, user)
+
+
 def orgs(user, permission: str) -> list[Organization]:
     """Active organisations where `user` holds `permission`, by code."""
     ids = permissions.org_ids_with(permission, user)

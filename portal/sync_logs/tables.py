@@ -8,7 +8,7 @@ from flask_login import current_user
 from portal.channels.base import DOWNLOAD_TYPE_LABELS, REASON_MESSAGES, ChannelKind, ReasonCode
 from portal.fmt import duration
 from portal.models import SyncTask, SyncTaskInvoice
-from portal.models.sync import SYNC_STATUS_LABELS, SYNC_TYPE_LABELS
+from portal.models.sync import SYNC_COUNTS, SYNC_STATUS_LABELS, SYNC_TYPE_LABELS
 from portal.sync_logs import scope
 from portal.tables import HIDDEN, SHOWN, Action, Column, Filter, Table, Tabs
 
@@ -83,7 +83,7 @@ SYNC_TABLE = Table(
         Action("export", "导出", "sync_logs.export_tasks", "F18012.export"),
     ],
     default_sort="created_at",
-    in_flight=lambda t: t.in_flight, row_endpoint="sync_logs.row",
+    in_flight=lambda t: t.in_flight, row_endpoint="sync_logs.row", counted=SYNC_COUNTS,
 )
 
 INVOICE_TABLE = Table(

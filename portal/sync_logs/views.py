@@ -42,7 +42,7 @@ def _back_url() -> str:
 @bp.route("/")
 @permission_required("F18012.query")
 def index():
-    page = SYNC_TABLE.page(db.session, visible_tasks())
+    page = SYNC_TABLE.page(db.session, visible_tasks(), orgs=scope.org_ids(current_user))
     return render_list("sync_logs/list.html", page, logged_out=scope.logged_out_orgs(current_user))
 
 
@@ -50,7 +50,8 @@ def index():
 @permission_required("F18012.query")
 def row(row_id):
     """One list row, for a row in 下载处理中 refreshing itself (htmx polling)."""
-    page = SYNC_TABLE.page(db.session, visible_tasks().where(SyncTask.id == row_id), request.args)
+    page = SYNC_TABLE.page(db.session, visible_tasks().where(SyncTask.id == row_id), request.args,
+                           counted=False)
     if not page.rows:
         abort(404)
     return render_template("_partials/table_row.html", page=page, row=page.rows[0])

@@ -1,0 +1,242 @@
+"""Exact list counts (portal.list_counts): the counters follow every write path, answer the
+tabs, totals and select-all of the lists, stay scoped, and survive compaction and rebuild."""
+from __future__ import annotations
+
+import random
+import re
+import threading
+from datetime import date, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select, text
+
+from portal import list_counts, maintenance
+from portal.extensions import db
+from portal.models import AuditLog, ListCount, SyncTask
+from portal.models.sync import SYNC_COUNTS
+from portal.sync_logs.tables import SYNC_TABLE
+from tests.sync_helpers import create_via_form, make_task, org, run_worker, tasks
+
+
+@pytest.fixture
+def env(portal_with_sandbox, sandbox, auth):
+    return portal_with_sandbox
+
+
+TAB = re.compile(r'class="tab[^"]*"[^>]*>([^<(]+) \(([\d,+]+)\)</a>')
+
+
+def tab_counts(html: str) -> dict[str, str]:
+    """The status tabs of a list page as a user reads them: label → shown count."""
+    return {label.strip(): n for label, n in TAB.findall(html)}
+
+
+def by_status(*where) -> dict[str, int]:
+    stmt = select(SyncTask.status, func.count()).group_by(SyncTask.status)
+    for w in where:
+        stmt = stmt.where(w)
+    return dict(db.session.execute(stmt).all())
+
+
+LABELS = {"success": "成功", "processing": "下载处理中", "failed": "下载失败", "voided": "已作废",
+          "apply_failed": "进销项下载申请失败", "no_data": "没有数据", "incomplete": "进销项数据不全"}
+
+
+def assert_tabs_match(html, *where):
+    shown, truth = tab_counts(html), by_status(*where)
+    assert shown["全部"] == f"{sum(truth.values()):,}"
+    for status, label in LABELS.items():
+        assert shown[label] == f"{truth.get(status, 0):,}", (label, shown, truth)
+
+
+# --- the counters follow what users do ----------------------------------------------------------
+def test_tab_counts_follow_tasks_created_applied_failed_and_voided_through_the_product(env, auth, sandbox):
+    sandbox.downloads(org("ORG02").tax_id, outcome="failed", mode="all")
+    sandbox.downloads(org("ORG03").tax_id, outcome="processing", mode="all")
+    auth.login("zhuguan")
+    for code in ("ORG01", "ORG02", "ORG03"):
+        create_via_form(auth, code, types=("in_full", "out_full"))
+    run_worker()
+    stuck = tasks(status="processing")
+    auth.post("/sync-logs/void", {"ids": [str(t.id) for t in stuck[:1]], "confirmed": "1"}, page="/sync-logs/")
+    run_worker()
+    assert {t.status for t in tasks()} >= {"success", "failed", "voided", "processing"}
+
+    html = auth.client.get("/sync-logs/").get_data(as_text=True)
+    assert_tabs_match(html)
+    assert "共 6 条" in html
+    o2 = org("ORG02")
+    assert_tabs_match(auth.client.get(f"/sync-logs/?org={o2.id}").get_data(as_text=True), SyncTask.org_id == o2.id)
+    assert_tabs_match(auth.client.get("/sync-logs/?download_type=out_full&channel=leqi").get_data(as_text=True),
+                      SyncTask.download_type == "out_full", SyncTask.channel == "leqi")
+    today = tasks()[0].created_at.date().isoformat()
+    assert_tabs_match(auth.client.get(f"/sync-logs/?created_from={today}&created_to={today}").get_data(as_text=True))
+    assert "共 0 条" in auth.client.get("/sync-logs/?created_to=2000-01-01").get_data(as_text=True)
+
+
+def test_a_clerk_counts_only_the_organisations_they_may_query(env, auth):
+    """kaipiao1 queries ORG01 and ORG02: other organisations' tasks are in no tab of theirs."""
+    for code, status in (("ORG01", "success"), ("ORG02", "failed"), ("ORG03", "success"), ("ORG04", "failed")):
+        make_task(code, status)
+    auth.login("kaipiao1")
+    html = auth.client.get("/sync-logs/").get_data(as_text=True)
+    mine = SyncTask.org_id.in_([org("ORG01").id, org("ORG02").id])
+    assert_tabs_match(html, mine)
+    assert tab_counts(html)["全部"] == "2"
+    # filtering on an organisation they may not query counts nothing
+    assert tab_counts(auth.client.get(f"/sync-logs/?org={org('ORG03').id}").get_data(as_text=True))["全部"] == "0"
+
+
+def test_a_counted_list_refuses_to_count_without_its_scope(env):
+    with env.test_request_context("/"):
+        with pytest.raises(TypeError, match="needs orgs="):
+            SYNC_TABLE.page(db.session, select(SyncTask))
+
+
+# --- beyond the cap: exact where the counters answer, worded bounds elsewhere ------------------------
+@pytest.fixture
+def many(env):
+    """1,203 tasks through the product's seeding (the ORM), above TABLE_COUNT_CAP = 1,000."""
+    from portal.seed import seed_sync_tasks
+    assert env.config["TABLE_COUNT_CAP"] == 1000
+    seed_sync_tasks(1203)
+    return env
+
+
+def test_counts_are_exact_above_the_cap_and_last_page_has_the_right_number(many, auth):
+    auth.login("admin")
+    html = auth.client.get("/sync-logs/?size=20").get_data(as_text=True)
+    assert "共 1,203 条" in html and "选择全部符合条件的 1,203 条" in html
+    assert_tabs_match(html)
+    last = auth.client.get("/sync-logs/?size=20&last=1").get_data(as_text=True)
+    assert "第 61 页" in last and last.count('name="ids"') == 3  # 60 full pages, then 3 rows
+
+
+def test_other_filters_show_a_worded_bound_and_the_exact_figure_on_request(many, auth):
+    auth.login("admin")
+    html = auth.client.get("/sync-logs/?start_from=2000-01-01").get_data(as_text=True)  # not counted
+    truth = db.session.scalar(select(func.count()).select_from(SyncTask))
+    assert truth == 1203
+    assert "超过 1,000 条" in html and "选择全部符合条件的记录（超过 1,000 条）" in html
+    assert "统计准确条数" in html and "第 1 页" in html
+    exact = auth.client.get("/sync-logs/?start_from=2000-01-01&count=exact").get_data(as_text=True)
+    assert f"共 {truth:,} 条" in exact
+    # 末页 without an exact count: the last rows, and no page number that could be wrong
+    last = auth.client.get("/sync-logs/?start_from=2000-01-01&last=1&size=20").get_data(as_text=True)
+    assert "第 " not in re.sub(r"<option[^>]*>.*?</option>", "", last).split('class="pager"')[1].split("每页条数")[0]
+
+
+# --- every write path, including raw SQL, keeps them -------------------------------------------------
+def test_counters_follow_raw_inserts_updates_and_deletes(env):
+    t = make_task("ORG01", "processing")
+    db.session.execute(text("UPDATE sync_tasks SET status = 'success' WHERE id = :id"), {"id": t.id})
+    db.session.execute(text("UPDATE sync_tasks SET checks = checks + 1"))  # no dimension: no journal row
+    make_task("ORG02", "failed", download_type="out_full")
+    db.session.execute(text("DELETE FROM sync_tasks WHERE status = 'failed'"))
+    db.session.commit()
+    assert list_counts.by_status(db.session, SYNC_COUNTS) == {"success": 1}
+    o1 = org("ORG01").id
+    assert list_counts.by_status(db.session, SYNC_COUNTS, orgs={o1}, group="a", keys={"download_type": "in_full"}) \
+        == {"success": 1}
+    assert list_counts.by_status(db.session, SYNC_COUNTS, orgs={org("ORG02").id}) == {}
+
+
+def test_compaction_and_rebuild_keep_every_count(env):
+    for i in range(30):
+        make_task(["ORG01", "ORG02", "ORG03"][i % 3], ["processing", "success", "failed"][i % 3])
+    db.session.execute(text("UPDATE sync_tasks SET status = 'voided' WHERE status = 'processing'"))
+    db.session.commit()
+    before = {q: list_counts.by_status(db.session, SYNC_COUNTS, **dict(q)) for q in QUERIES}
+    journal = db.session.scalar(select(func.count()).select_from(ListCount))
+    assert list_counts.compact(db.session) == journal
+    assert db.session.scalar(select(func.count()).select_from(ListCount)) < journal
+    assert list_counts.compact(db.session) == 0  # nothing left to fold
+    assert {q: list_counts.by_status(db.session, SYNC_COUNTS, **dict(q)) for q in QUERIES} == before
+    list_counts.rebuild(db.session)
+    db.session.commit()
+    assert {q: list_counts.by_status(db.session, SYNC_COUNTS, **dict(q)) for q in QUERIES} == before
+    assert before[()] == by_status()
+
+
+QUERIES = [(), (("group", "s"),), (("dated", True),)]  # by_status keywords, hashable
+
+
+def test_two_compactions_at_once_never_count_a_row_twice(env):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: compactions cannot overlap")
+    for i in range(200):
+        make_task("ORG01", ["success", "failed"][i % 2])
+    app = env
+    errors = []
+
+    def fold():
+        try:
+            with app.app_context():
+                list_counts.compact(db.session, batch=7)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=fold) for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    db.session.expire_all()
+    assert list_counts.by_status(db.session, SYNC_COUNTS) == {"success": 100, "failed": 100}
+    assert list_counts.by_status(db.session, SYNC_COUNTS, dated=True) == {"success": 100, "failed": 100}
+
+
+# --- date ranges --------------------------------------------------------------------------------------
+def test_day_ranges_cover_exactly_the_days_asked():
+    rnd = random.Random(3)
+    for _ in range(300):
+        first = date(2025, 1, 1) + timedelta(days=rnd.randint(0, 800))
+        last = first + timedelta(days=rnd.randint(-3, 500))
+        covered = set()
+        for grain, low, high in list_counts.day_ranges(first, last):
+            day = date.fromisoformat(low if grain == "d" else low + "-01")
+            end = date.fromisoformat(high) if grain == "d" else _month_last(high)
+            while day <= end:
+                covered.add(day)
+                day += timedelta(days=1)
+        expected = {first + timedelta(days=i) for i in range((last - first).days + 1)}
+        assert covered == expected, (first, last)
+    assert list_counts.day_ranges(None, None) == [("m", "0001-01", "9999-12")]
+
+
+def _month_last(bucket: str) -> date:
+    y, m = map(int, bucket.split("-"))
+    return (date(y + (m == 12), m % 12 + 1, 1)) - timedelta(days=1)
+
+
+def test_date_range_counts_equal_the_rows_in_range(env):
+    rows, base = [], date(2026, 1, 1)
+    for i in range(400):
+        rows.append(AuditLog(at=datetime.combine(base, datetime.min.time()) + timedelta(hours=i * 7),
+                             actor="a", object_type="t", object_id=str(i), org_id=1 + i % 3, action="x"))
+    db.session.add_all(rows)
+    db.session.commit()
+    from portal.models.audit import AUDIT_COUNTS
+    rnd = random.Random(5)
+    for _ in range(40):
+        first = base + timedelta(days=rnd.randint(-5, 120))
+        last = first + timedelta(days=rnd.randint(0, 90))
+        for orgs in (None, {2}, {1, 3}):
+            got = list_counts.by_status(db.session, AUDIT_COUNTS, orgs=orgs, first=first, last=last, dated=True)
+            stmt = select(func.count()).where(AuditLog.at >= datetime.combine(first, datetime.min.time()),
+                                              AuditLog.at <= datetime.combine(last, datetime.max.time()))
+            if orgs:
+                stmt = stmt.where(AuditLog.org_id.in_(orgs))
+            assert sum(got.values()) == db.session.scalar(stmt), (first, last, orgs)
+
+
+# --- the product analyses its own tables ---------------------------------------------------------------
+def test_maintenance_gives_fresh_tables_planner_statistics(many):
+    maintenance.run()
+    if db.engine.dialect.name == "postgresql":
+        analysed = db.session.scalar(text(
+            "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'sync_tasks'"))
+        assert analysed
+    else:
+        assert db.session.scalar(text("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'sync_tasks'")) > 0
+    assert maintenance.refresh_statistics() == []  # nothing stale right after
