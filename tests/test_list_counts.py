@@ -240,3 +240,14 @@ def test_maintenance_gives_fresh_tables_planner_statistics(many):
     else:
         assert db.session.scalar(text("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'sync_tasks'")) > 0
     assert maintenance.refresh_statistics() == []  # nothing stale right after
+
+
+def test_compacting_cells_that_cancel_out_leaves_nothing_behind(env):
+    """A task created and deleted again: every cell sums to 0, so compaction writes no row
+    (an empty insert must not become a row of NULLs)."""
+    t = make_task("ORG01", "processing")
+    db.session.delete(t)
+    db.session.commit()
+    assert list_counts.compact(db.session) > 0
+    assert db.session.scalar(select(func.count()).select_from(ListCount)) == 0
+    assert list_counts.by_status(db.session, SYNC_COUNTS) == {}
