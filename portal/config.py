@@ -69,7 +69,7 @@ def default_config() -> dict:
         # tables
         TABLE_PAGE_SIZES=(20, 50, 100, 200),
         TABLE_DEFAULT_PAGE_SIZE=20,
-        TABLE_COUNT_CAP=1000,              # counts show "1000+" beyond this: no unbounded COUNT(*)
+        TABLE_COUNT_CAP=1000,              # uncounted filters show "1,000+" beyond this: no unbounded COUNT(*)
         TABLE_ROW_REFRESH_SECONDS=int(os.environ.get("TABLE_ROW_REFRESH_SECONDS", "10")),  # rows in flight
         DISPLAY_TZ="Asia/Shanghai",
         # F18012 download tasks

@@ -3,9 +3,12 @@
 A ``Table`` declares columns, filters, status tabs and bulk actions once; ``Table.page``
 turns the query string into one page of rows. It stays fast at any size:
 
-- keyset pagination on (sort column, id) — no OFFSET, so page 5,000 costs what page 1 costs;
-- counts are bounded (``TABLE_COUNT_CAP``): "10000+" instead of an unbounded COUNT(*);
-- every filter and sort maps to an indexed column (declared next to each model).
+- keyset pagination by row value on (sort column, default sort column, id) — no OFFSET, so
+  page 25,000 costs what page 2 costs;
+- counts are exact from counters (``counted``, see portal.list_counts) when every filter in
+  use is a counted dimension, and bounded by ``TABLE_COUNT_CAP`` otherwise ("1,000+", with
+  the exact figure on request), never an unbounded COUNT(*) by default;
+- every filter and sort maps to an index (rules declared next to each model).
 
 Filters live in the query string (bookmarkable). Full page and htmx fragment render from
 the same partial (``templates/_partials/table.html``). Bulk actions post either the ticked
