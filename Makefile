@@ -34,8 +34,7 @@ test: install
 
 ## make bench: benchmarks that print figures and ratios (see bench/README.md)
 bench: install
-	$(PY) bench/table_page.py
-	$(PY) bench/sync_tasks.py
+	$(PY) bench/lists.py $(BENCH_ARGS)
 	$(PY) bench/export_memory.py
 
 ## make translations: re-extract and compile the English catalogue (then translate every new

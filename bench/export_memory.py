@@ -14,7 +14,8 @@ rows costs. Variants, each run in a fresh subprocess (so peaks do not mix):
 Figures per run: wall time of the export, peak RSS (``ru_maxrss`` of the child) and its
 growth over the RSS before the export started, and — in a second child with tracemalloc on
 (slower, so its time is not reported) — the peak of Python allocations during the export.
-Uses the database of bench/sync_tasks.py (default: the 1,000,000-task one). Exits 0.
+Uses the SQLite database of bench/lists.py (bench/listdata.py; default: the 1,000,000-task
+one; DATABASE_URL=postgresql://… for PostgreSQL). Exits 0.
 """
 from __future__ import annotations
 
@@ -48,14 +49,14 @@ def _maxrss_mb() -> float:
 
 def child(variant: str, rows: int, url: str, trace: bool) -> dict:
     """One export in this (fresh) process; prints a JSON line with the figures."""
-    import sync_tasks as st
+    import listdata
     from sqlalchemy import select
     from portal.extensions import db
     from portal.models import SyncTask, User
     from portal.sync_logs import export
     from portal.sync_logs.export import query as export_query
 
-    app = st.bench_app(url)
+    app = listdata.bench_app(url)
     out = tempfile.NamedTemporaryFile(suffix=".xlsx", delete=False)
     out.close()
     with app.app_context():
@@ -123,7 +124,7 @@ def main(argv=None) -> int:
     ap.add_argument("--child", nargs=3, metavar=("VARIANT", "ROWS", "URL"), help=argparse.SUPPRESS)
     ap.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, default=1_000_000,
-                    help="task database to export from (as seeded by bench/sync_tasks.py)")
+                    help="task database to export from (as seeded by bench/lists.py)")
     ap.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--no-tracemalloc", action="store_true", help="skip the tracemalloc runs")
     ap.add_argument("--fresh", action="store_true", help="drop and re-seed the database")
@@ -133,10 +134,11 @@ def main(argv=None) -> int:
         print(json.dumps(child(variant, int(rows), url, opts.trace)))
         return 0
 
-    import sync_tasks as st
-    app = st.open_databases((opts.size,), opts.fresh)[opts.size]
-    url = app.config["SQLALCHEMY_DATABASE_URI"]
-    title = st.dialect_name(app)
+    import listdata
+    kind = "postgresql" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "sqlite"
+    loaders = {"sync-table": listdata.load_sync_tasks, "audit-table": listdata.load_audit_rows}
+    url = listdata.open_database(kind, opts.size, opts.fresh, loaders)
+    title = listdata.dialect_version(listdata.bench_app(url))
     res = {}
     for rows in opts.rows:
         for variant in ("baseline", "portal"):
@@ -177,8 +179,7 @@ def main(argv=None) -> int:
 
 
 def tp_short(n: int) -> str:
-    import table_page
-    return table_page._short(n)
+    return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n // 1000}k" if n % 1000 == 0 else str(n)
 
 
 if __name__ == "__main__":

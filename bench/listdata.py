@@ -1,14 +1,14 @@
 """Databases and data for bench/lists.py: one database per size, same distribution at every size.
 
 - A database per engine and size: ``bench/results/lists_<size>.db`` (SQLite) or
-  ``NAME_<size>`` on PostgreSQL (NAME from DATABASE_URL, default ``benchh1``), created from
+  ``NAME_<size>`` on PostgreSQL (NAME from DATABASE_URL, default ``portal_bench_lists``), created from
   the migrations, then ``seed_demo`` (6 organisations, 4 users), 14 more organisations (20 in
   all, a few of them holding most rows), a clerk who may query exactly one of them, and the
   bulk rows of every benchmarked list, written by COPY (PostgreSQL) or a raw ``executemany``
   (SQLite).
 - After loading: ``portal.list_counts.rebuild`` and ``portal.maintenance.run`` — the
   product's own upkeep; the bench never runs VACUUM or ANALYZE itself.
-- What was seeded is recorded in ``bench/results/lists_meta.json``; a database is reused
+- What was seeded is recorded in ``bench/results/lists_meta_<database>.json``; a database is reused
   when its alembic head, size and generator version still match, else rebuilt.
 """
 from __future__ import annotations
@@ -26,20 +26,19 @@ from urllib.parse import urlsplit, urlunsplit
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
-META = RESULTS / "lists_meta.json"
 sys.path.insert(0, str(ROOT))
 # Keep the bench's secret and (fallback) embedded Redis away from the developer's instance/.
 os.environ.setdefault("PORTAL_INSTANCE", str(RESULTS / "instance"))
 os.environ.setdefault("SECRET_KEY", "bench-secret-key")
 
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy import create_engine, select, text  # noqa: E402
 
 from portal import clock, create_app  # noqa: E402
 from portal.extensions import db  # noqa: E402
 
 GENERATOR_VERSION = 1      # bump when a generator changes: seeded databases are rebuilt
 DAYS = 730                 # every table spans the same two years at every size
-PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/benchh1"
+PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/portal_bench_lists"
 CLERK = "bench_clerk"      # a clerk who may query exactly one organisation of twenty
 CLERK_ORG = "ORG12"        # rank 10 of 20 by size: ~2 % of the rows
 PASSWORD = "demo1234"      # portal.seed.DEMO_PASSWORD
@@ -83,7 +82,7 @@ def database_url(kind: str, size: int) -> str:
         base = PG_DEFAULT
     parts = urlsplit(base)
     scheme = "postgresql+psycopg"
-    name = parts.path.lstrip("/") or "benchh1"
+    name = parts.path.lstrip("/") or "portal_bench_lists"
     return urlunsplit(parts._replace(scheme=scheme, path=f"/{name}_{size}"))
 
 
@@ -173,23 +172,20 @@ def dialect_version(app) -> str:
         return "SQLite " + sqlite3.sqlite_version
 
 
-def _meta() -> dict:
-    return json.loads(META.read_text()) if META.exists() else {}
-
-
-def _save_meta(meta: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    META.write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
+def _meta_path(url: str) -> Path:
+    """What was seeded into one database (a file per database: engines seed in parallel)."""
+    name = Path(url.split("///", 1)[1]).stem if url.startswith("sqlite") else _pg_name(url)
+    return RESULTS / f"lists_meta_{name}.json"
 
 
 def meta_for(url: str) -> dict:
-    return _meta().get(url, {})
+    path = _meta_path(url)
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def update_meta(url: str, **changes) -> None:
-    meta = _meta()
-    meta.setdefault(url, {}).update(changes)
-    _save_meta(meta)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    _meta_path(url).write_text(json.dumps(meta_for(url) | changes, indent=1, sort_keys=True, default=str))
 
 
 def open_database(kind: str, size: int, fresh: bool, loaders: dict) -> str:
@@ -209,8 +205,17 @@ def open_database(kind: str, size: int, fresh: bool, loaders: dict) -> str:
     if why is None:
         print(f"  {size:>9,} rows/list: reusing {display(url)}")
         return url
+    if why.startswith("schema changed") and meta.get("generator") == GENERATOR_VERSION \
+            and meta.get("size") == size and sorted(meta.get("lists", [])) == sorted(loaders):
+        print(f"  {size:>9,} rows/list: migrating {display(url)} ({why}), as a user's database would be",
+              flush=True)
+        t0 = time.perf_counter()
+        upgrade_database(url)
+        update_meta(url, alembic_head=head, migrated_at=clock.now().isoformat(" ", "seconds"),
+                    migrate_seconds=round(time.perf_counter() - t0, 1))
+        return url
     print(f"  {size:>9,} rows/list: seeding {display(url)} ({why})", flush=True)
-    _save_meta({k: v for k, v in _meta().items() if k != url})
+    _meta_path(url).unlink(missing_ok=True)
     drop_database(url)
     create_database(url)
     seconds = seed(url, size, loaders)
@@ -226,6 +231,23 @@ def display(url: str) -> str:
 
 
 # --- seeding ------------------------------------------------------------------------------
+def upgrade_database(url: str) -> None:
+    """`flask db upgrade` on a seeded database, then the product's own upkeep (which
+    analyses tables with new indexes), as the maintenance plan would minutes later."""
+    from flask_migrate import upgrade
+
+    from portal import maintenance
+
+    app = bench_app(url)
+    with app.app_context():
+        upgrade()
+        db.session.remove()
+        print(f"    maintenance.run: {maintenance.run()}", flush=True)
+        report_statistics()
+        db.session.remove()
+        db.engine.dispose()
+
+
 def seed(url: str, size: int, loaders: dict) -> float:
     """Schema, demo users, 20 organisations, the clerk, then `size` rows of every list."""
     from flask_migrate import upgrade

@@ -249,14 +249,13 @@ def deep_args(app, table: Table, base, user, total: int) -> dict:
     the keyset cursor the portal itself makes for the row before it (Table.page)."""
     size = app.config["TABLE_DEFAULT_PAGE_SIZE"]
     number = max(2, round(total * DEEP_FRACTION / size))
-    sort = table.sortable[table.default_sort]
-    order = [c.desc() if table.default_dir == "desc" else c.asc() for c in (sort, table.id_col)]
+    order = [c.desc() if table.default_dir == "desc" else c.asc() for c in table.key(table.default_sort)]
     row_id = db.session.scalar(base.with_only_columns(table.id_col, maintain_column_froms=True)
                                .order_by(*order).offset((number - 1) * size - 1).limit(1))
     if row_id is None:
         return {"page": "2"}
     with app.test_request_context():
-        page = table.page(db.session, base.where(table.id_col == row_id), {}, user=user)
+        page = table.page(db.session, base.where(table.id_col == row_id), {}, user=user, counted=False)
     return {"after": page.next_cursor, "page": str(number)}
 
 

@@ -153,11 +153,13 @@ def _month_end(d: date) -> bool:
 
 def by_status(session, c: Counted, *, orgs: set[int] | None = None, group: str | None = None,
               keys: dict[str, str] | None = None, first: date | None = None,
-              last: date | None = None, dated: bool = False) -> dict[str, int]:
+              last: date | None = None, dated: bool = False, per_org: bool = False) -> dict:
     """Rows per status (one '' key for tables without status) of `c` in `orgs` (None: all),
-    with group columns equal to `keys`, or created within [first, last] when `dated`."""
+    with group columns equal to `keys`, or created within [first, last] when `dated`.
+    `per_org`: keyed by (organisation, status) instead."""
     lc = ListCount
-    stmt = select(lc.status, func.sum(lc.n)).where(lc.list == c.table).group_by(lc.status)
+    dims = (lc.org_id, lc.status) if per_org else (lc.status,)
+    stmt = select(*dims, func.sum(lc.n)).where(lc.list == c.table).group_by(*dims)
     if orgs is not None and not orgs:
         return {}
     if dated:
@@ -166,7 +168,10 @@ def by_status(session, c: Counted, *, orgs: set[int] | None = None, group: str |
             return {}
         stmt = stmt.where(or_(*(
             (lc.cuboid == grain) & lc.bucket.between(low, high) for grain, low, high in ranges)))
-        stmt = stmt.where(lc.org_id == ALL_ORGS if orgs is None else lc.org_id.in_(sorted(orgs)))
+        if orgs is not None:
+            stmt = stmt.where(lc.org_id.in_(sorted(orgs)))
+        else:  # the all-organisations rollup, or every organisation's own cells
+            stmt = stmt.where(lc.org_id != ALL_ORGS if per_org else lc.org_id == ALL_ORGS)
     else:
         code = group or next(iter(c.groups))
         stmt = stmt.where(lc.cuboid == code, lc.bucket == "")
@@ -176,4 +181,6 @@ def by_status(session, c: Counted, *, orgs: set[int] | None = None, group: str |
         for i, col in enumerate(cols):
             if col in (keys or {}):
                 stmt = stmt.where((lc.k1 if i == 0 else lc.k2) == keys[col])
+    if per_org:
+        return {(org, status): int(n) for org, status, n in session.execute(stmt) if n}
     return {status: int(n) for status, n in session.execute(stmt) if n}

@@ -8,7 +8,10 @@ analyse/vacuum thresholds would do, for every table of ours:
   its last analyse exceed 50 + 10 % of its rows (VACUUM also keeps the visibility map
   current, which index-only counts need);
 - SQLite: ``ANALYZE`` a table once its row count differs by more than 10 % from the count
-  its statistics were taken at (``PRAGMA analysis_limit`` keeps that cheap at any size).
+  its statistics were taken at, or has an index without statistics (a migration added
+  it) — a full ANALYZE: a sampled one (``analysis_limit``)
+  estimates rows per organisation from the first entries of each index, e.g. 2,001 rows
+  for an organisation holding 270,000, and the planner then walks the wrong index.
 
 It also folds the journal of list counts (`portal.list_counts.compact`). The plan
 ``sim_DatabaseMaintenance`` runs it every few minutes; ``flask seed`` and the end of a
@@ -63,18 +66,24 @@ def _sqlite(engine, force: bool) -> list[str]:
     with engine.connect() as conn:
         has_stats = conn.execute(text(
             "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'")).first() is not None
-        analysed = {}
+        analysed, indexed = {}, set()
         if has_stats:
-            for tbl, stat in conn.execute(text("SELECT tbl, stat FROM sqlite_stat1")):
-                analysed.setdefault(tbl, int(str(stat).split()[0]) if stat else 0)
+            for tbl, idx, stat in conn.execute(text("SELECT tbl, idx, stat FROM sqlite_stat1")):
+                rows = int(str(stat).split()[0]) if stat else 0  # (a partial index holds fewer)
+                analysed[tbl] = max(analysed.get(tbl, 0), rows)
+                indexed.add(idx)
+        unanalysed = {tbl for tbl, idx in conn.execute(text(  # e.g. an index a migration added
+            "SELECT tbl_name, name FROM sqlite_master WHERE type = 'index' "
+            "AND coalesce(sql, '') NOT LIKE '% WHERE %'"))  # (a partial index may be empty: no row)
+            if idx not in indexed}
         for name in tables:
             count = conn.execute(text(f'SELECT count(*) FROM "{name}"')).scalar()
             before = analysed.get(name)
-            if force or (before is None and count) or (
+            if force or (count and (before is None or name in unanalysed)) or (
                     before is not None and abs(count - before) > ANALYZE_BASE + ANALYZE_FRACTION * before):
                 stale.append(name)
         if stale:
-            conn.execute(text("PRAGMA analysis_limit = 2000"))
+            conn.execute(text("PRAGMA analysis_limit = 0"))  # exact: see the module docstring
             for name in stale:
                 conn.execute(text(f'ANALYZE "{name}"'))
             conn.commit()

@@ -1,11 +1,13 @@
 """SQLite settings for several processes (web, worker, cron) sharing one file."""
+import sqlite3
+
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_conn, _record):
-    if type(dbapi_conn).__module__.startswith("sqlite3"):
+    if isinstance(dbapi_conn, sqlite3.Connection):  # (subclasses too, e.g. a timing wrapper)
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")

@@ -30,13 +30,14 @@ from decimal import Decimal
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode
 
-from flask import current_app, has_request_context, request
+from flask import current_app, g, has_request_context, request
 from flask_babel import LazyString, lazy_gettext
 from flask_login import current_user
-from sqlalchemy import Select, bindparam, func, select, tuple_
+from sqlalchemy import Select, bindparam, false, func, select, tuple_
 from sqlalchemy.sql import ColumnElement
 from werkzeug.datastructures import MultiDict
 
+from portal import table_walks
 from portal.urls import MAX_ID as MAX_INT, parse_id
 
 
@@ -48,6 +49,9 @@ HIDDEN = "hidden"        # optional, hidden until the user shows it
 # Query-string keys that say where we are or what is ticked, not what is filtered.
 PAGING_KEYS = ("after", "before", "last", "page", "count")
 EXACT_COUNT = ("count", "exact")  # ?count=exact: count beyond the cap once, on request
+RANGE_KINDS = ("prefix", "date_from", "date_to")  # filters that sort by their column (Table.implied_sort)
+VOCABULARY_LIMIT = 500  # distinct texts a `vocabulary` contains-filter reads before it scans instead
+PARTITION_LIMIT = 1000  # organisations a partitioned page walks one by one (beyond: one plain query)
 SELECT_PAGE_KEY = "sel"  # sel=page: render this page with every row ticked (no JS needed)
 
 
@@ -94,6 +98,11 @@ class Filter:
     choices: list[tuple[str, str]] | None = None
     placeholder: str = ""
     options: Callable[[], list[tuple[str, str]]] | None = None  # choices known per request
+    # contains: the column holds a vocabulary (the channels' messages), not free prose. The
+    # search reads the distinct texts through the column's index (at most VOCABULARY_LIMIT),
+    # keeps those containing the words, and filters by equality on them, which an index
+    # serves at any size; beyond the limit it falls back to LIKE '%…%' (a scan).
+    vocabulary: bool = False
     # Choice labels: fixed choices are lazy strings (translated); options built from data
     # (e.g. organisation names) are plain strings, shown escaped and untranslated.
 
@@ -107,10 +116,20 @@ class Filter:
         raw = raw.strip()
         if not raw:
             return None
+        if self.kind == "contains" and self.vocabulary:
+            texts = self._texts()
+            if texts is not None:
+                matching = [t for t in texts if raw in t]
+                return self.expr.in_(matching) if matching else false()
         if self.kind in ("prefix", "contains"):
             escaped = raw.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             pattern = escaped + "%" if self.kind == "prefix" else "%" + escaped + "%"
-            return self.expr.like(pattern, escape="\\")
+            like = self.expr.like(pattern, escape="\\")
+            if self.kind == "prefix" and table_walks.code_point_order():
+                # also as a range, which any index on the column serves (with the columns
+                # before it fixed, e.g. the organisation); LIKE stays the exact test
+                return like & (self.expr >= raw) & (self.expr < raw + "\U0010ffff")
+            return like
         if self.kind in ("date_from", "date_to"):
             try:
                 day = date.fromisoformat(raw)
@@ -128,6 +147,17 @@ class Filter:
         if self.kind == "select" and self.choices and raw not in {v for v, _ in self.choices}:
             return None
         return self.expr == raw
+
+    def _texts(self) -> list[str] | None:
+        """The column's distinct texts (table_walks.distinct_values), cached for the
+        request or job; None when there are more than VOCABULARY_LIMIT."""
+        from portal.extensions import db
+
+        cache = g.setdefault("filter_vocabulary", {})
+        key = (self.expr.table.name, self.expr.key)
+        if key not in cache:
+            cache[key] = table_walks.distinct_values(db.session, self.expr, VOCABULARY_LIMIT)
+        return cache[key]
 
 
 @dataclass
@@ -236,6 +266,11 @@ class Page:
         capped = self.total_capped if capped is None else capped
         return f"{self.cap:,}+" if capped else f"{n:,}"
 
+    def tab_text(self, value: str, label) -> str:
+        """A tab's label with its count when one is known ("失败 (1,234)"), else the label."""
+        got = self.tab_counts.get(value)
+        return str(label) if got is None else f"{label} ({self.count_label(*got)})"
+
     def exact_count_url(self) -> str:
         return self.current_url(**{EXACT_COUNT[0]: EXACT_COUNT[1]})
 
@@ -308,13 +343,16 @@ class Table:
                  actions: list[Action] = (), default_sort: str | None = None,
                  default_dir: str = "desc", selectable: bool = True,
                  in_flight: Callable[[Any], bool] | None = None, row_endpoint: str | None = None,
-                 counted=None):
+                 counted=None, partition: ColumnElement | None = None):
         """`in_flight(row)` marks rows whose state is about to change by itself (e.g. 下载处理中):
         each such row refreshes itself from `row_endpoint` (GET, `row_id`) until it settles.
         `counted` (a `portal.models.counts.Counted`) makes tabs and totals exact at any size
-        whenever every filter in use is one of its dimensions."""
+        whenever every filter in use is one of its dimensions. `partition` (the organisation
+        column, leading every index of the table) makes a page one short index walk per
+        organisation (portal.table_walks)."""
         self.dom_id = dom_id
         self.counted = counted
+        self.partition = partition
         self.in_flight = in_flight
         self.row_endpoint = row_endpoint
         self.id_col = id_col
@@ -370,16 +408,12 @@ class Table:
         return session.scalar(select(func.count()).select_from(
             stmt.with_only_columns(self.id_col).order_by(None).subquery()))
 
-    def _bounded_count(self, session, stmt: Select) -> tuple[int, bool]:
-        cap = current_app.config["TABLE_COUNT_CAP"]
-        limited = stmt.with_only_columns(self.id_col).order_by(None).limit(cap + 1).subquery()
-        n = session.scalar(select(func.count()).select_from(limited))
-        return min(n, cap), n > cap
-
-    def counter_query(self, args, orgs: set[int] | None) -> dict | None:
+    def counter_query(self, args, orgs: set[int] | None, bound: bool = False) -> dict | None:
         """The arguments of `list_counts.by_status` that count exactly the rows these
         filters select (within `orgs`; None: every organisation), or None when a filter in
-        use is not a counted dimension (or a date range is combined with a group column)."""
+        use is not a counted dimension (or a date range is combined with a group column).
+        `bound`: count what the counted filters alone select instead — an upper bound that
+        tells a partitioned page which organisations cannot match."""
         c = self.counted
         if c is None:
             return None
@@ -401,44 +435,88 @@ class Table:
                     last = min(last, day) if last else day
             elif col in group_cols and f.kind in ("exact", "select"):
                 keys[col] = raw
-            else:
+            elif not bound:
                 return None
         group = None
         if keys:
-            if dated:
+            if dated and not bound:
                 return None
+            dated = False if bound else dated
             group = next((code for code, cols in c.groups.items() if set(keys) <= set(cols)), None)
             if group is None:
-                return None
+                if not bound:
+                    return None
+                group = next(code for code, cols in c.groups.items() if set(keys) & set(cols))
+                keys = {k: v for k, v in keys.items() if k in c.groups[group]}
         return {"orgs": orgs, "group": group, "keys": keys, "first": first, "last": last, "dated": dated}
 
-    def counts(self, session, base: Select, args, orgs: set[int] | None = None) -> tuple[int, bool, dict, bool]:
-        """(total, capped, tab counts {value: (n, capped)}, exact) for the filters in `args`.
-        Exact from the counters when they can answer; otherwise bounded by TABLE_COUNT_CAP
-        (and the total exact on request, ?count=exact)."""
+    def counts(self, session, base: Select, args, orgs: set[int] | None = None,
+               parts: list | None = None) -> tuple[int, bool, dict, bool, dict | None]:
+        """(total, capped, tab counts {value: (n, capped)}, exact, rows per partition value
+        in the current tab or None) for the filters in `args`. Exact from the counters when
+        they can answer; otherwise bounded by TABLE_COUNT_CAP (and the total exact on
+        request, ?count=exact). `parts`: the partition values the page walks."""
         tab = args.get(self.tabs.key, "") if self.tabs else ""
         query = self.counter_query(args, orgs)
         if query is not None:
-            from portal import list_counts
-            per_status = list_counts.by_status(session, self.counted, **query)
+            per_status, per_part = self._counted(session, query, tab)
             everything = sum(per_status.values())
             tabs = {"": (everything, False)}
             for value, _ in (self.tabs.choices if self.tabs else ()):
                 tabs[value] = (per_status.get(value, 0), False)
-            return (per_status.get(tab, 0) if tab else everything), False, tabs, True
-        tabs = {}
-        if self.tabs:
-            untabbed = self.filtered(base, args, with_tab=False)
-            tabs[""] = self._bounded_count(session, untabbed)
-            for value, _ in self.tabs.choices:
-                tabs[value] = self._bounded_count(session, untabbed.where(self.tabs.expr == value))
+            total = per_status.get(tab, 0) if tab else everything
+            return total, False, tabs, True, per_part
+        bound = self.counter_query(args, orgs, bound=True) if self.partition is not None else None
+        per_part = self._counted(session, bound, tab)[1] if bound is not None else None
+        if per_part is not None and parts is not None:
+            parts = [p for p in parts if per_part.get(p, 0)]  # organisations that cannot match
+        # No counter can answer: the tabs show no numbers (a bounded count per tab would
+        # cost one index walk each), the total is bounded, and 统计准确条数 (?count=exact)
+        # counts every tab exactly with one GROUP BY.
         if args.get(EXACT_COUNT[0]) == EXACT_COUNT[1]:
-            return self._exact_count(session, self.filtered(base, args)), False, tabs, True
-        if self.tabs:
-            total, capped = tabs.get(tab) or self._bounded_count(session, self.filtered(base, args))
-        else:
-            total, capped = self._bounded_count(session, self.filtered(base, args))
-        return total, capped, tabs, not capped
+            if not self.tabs:
+                return self._exact_count(session, self.filtered(base, args)), False, {}, True, None
+            untabbed = self.filtered(base, args, with_tab=False).with_only_columns(
+                self.tabs.expr, func.count(), maintain_column_froms=True).order_by(None).group_by(self.tabs.expr)
+            per_tab = {value: n for value, n in session.execute(untabbed)}
+            tabs = {"": (sum(per_tab.values()), False)}
+            tabs.update({value: (per_tab.get(value, 0), False) for value, _ in self.tabs.choices})
+            return tabs[tab][0] if tab in tabs else 0, False, tabs, True, per_part
+        cap = current_app.config["TABLE_COUNT_CAP"]
+        n = table_walks.bounded_count(session, self.filtered(base, args), self.id_col, cap, self.partition, parts)
+        return min(n, cap), n > cap, {}, n <= cap, per_part
+
+    def _counted(self, session, query: dict, tab: str) -> tuple[dict, dict | None]:
+        """({status: rows}, {organisation: rows in the current tab} or None) from the
+        counters. Per organisation only where it is cheap: a date range over every
+        organisation reads the all-organisations rollup instead."""
+        from portal import list_counts
+        per_org = self.partition is not None and not (query["dated"] and query["orgs"] is None)
+        cells = list_counts.by_status(session, self.counted, per_org=per_org, **query)
+        if not per_org:
+            return cells, None
+        per_status, per_part = {}, {}
+        for (org, status), n in cells.items():
+            per_status[status] = per_status.get(status, 0) + n
+            if not tab or status == tab:
+                per_part[org] = per_part.get(org, 0) + n
+        return per_status, per_part
+
+    def partitions(self, session, args, orgs: set[int] | None) -> list | None:
+        """The partition values (organisations) a page walks: the user's, narrowed by an
+        organisation filter; None for an unpartitioned table (or too many values)."""
+        if self.partition is None:
+            return None
+        values = sorted(orgs) if orgs is not None else table_walks.distinct_values(
+            session, self.partition, PARTITION_LIMIT)
+        if values is None:
+            return None
+        for f in self.filters:
+            raw = args.get(f.key, "").strip()
+            if f.expr is self.partition and raw and f.clause(raw) is not None:
+                wanted = parse_id(raw) if f.kind == "int" else raw
+                values = [v for v in values if v == wanted or str(v) == str(wanted)]
+        return values
 
     # --- one page ---------------------------------------------------------------
     def page(self, session, base: Select, args=None, user=None, orgs: Any = ..., counted: bool = True) -> Page:
@@ -453,7 +531,7 @@ class Table:
         sizes = current_app.config["TABLE_PAGE_SIZES"]
         size = args.get("size", type=int) or current_app.config["TABLE_DEFAULT_PAGE_SIZE"]
         size = size if size in sizes else sizes[0]
-        sort = args.get("sort") if args.get("sort") in self.sortable else self.default_sort
+        sort = args.get("sort") if args.get("sort") in self.sortable else self.implied_sort(args)
         direction = args.get("dir") if args.get("dir") in ("asc", "desc") else self.default_dir
 
         stmt = self.filtered(base, args)
@@ -466,7 +544,9 @@ class Table:
         number = max(number, 1) if number is not None else (None if (after or before) else 1)
         forward = not (before or last)
 
-        total, capped, tab_counts, exact = self.counts(session, base, args, orgs) if counted else (0, False, {}, False)
+        parts = self.partitions(session, args, orgs)
+        total, capped, tab_counts, exact, per_part = (
+            self.counts(session, base, args, orgs, parts) if counted else (0, False, {}, False, None))
         limit = size
         if last:
             # The last page holds what is left after full pages (2,003 rows → 3 rows on
@@ -479,8 +559,7 @@ class Table:
             stmt = stmt.where(self._beyond(key, after, direction == "desc"))
         elif before:
             stmt = stmt.where(self._beyond(key, before, direction != "desc"))
-        order = [c.desc() if descending else c.asc() for c in key]
-        rows = list(session.scalars(stmt.order_by(*order).limit(limit + 1)))
+        rows = self._rows(session, stmt, key, descending, limit + 1, parts, per_part)
         more = len(rows) > limit
         rows = rows[:limit]
         if not forward:
@@ -499,6 +578,35 @@ class Table:
                     cursor(rows[-1]) if rows else None, cursor(rows[0]) if rows else None,
                     total, capped, tab_counts, columns=self.visible_columns(choices),
                     choices=choices, exact=exact)
+
+    def _rows(self, session, stmt: Select, key: tuple, descending: bool, limit: int,
+              parts: list | None, per_part: dict | None) -> list:
+        """The first `limit` rows of `stmt` in `key` order. Partitioned: one walk per
+        organisation, each asking for no more rows than the counters say it holds in all
+        (so an organisation without matches is not walked at all, and a walk stops at its
+        last match instead of searching on), merged by id."""
+        if parts is None:
+            order = [c.desc() if descending else c.asc() for c in key]
+            return list(session.scalars(stmt.order_by(*order).limit(limit)))
+        walks = {p: limit if per_part is None else min(limit, per_part.get(p, 0)) for p in parts}
+        ids = table_walks.merged_ids(session, stmt, self.partition, {p: n for p, n in walks.items() if n},
+                                     key, descending, limit)
+        if not ids:
+            return []
+        by_id = {row.id: row for row in session.scalars(stmt.where(self.id_col.in_(ids)))}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def implied_sort(self, args) -> str:
+        """The sort when none is chosen: the column of the first range or prefix filter in
+        use (下载开始时间至 …, 批次号前缀), else the default. Its index then serves the
+        filter and the order together: a page costs the same at any size, where ordering
+        by another column would walk past every row outside the range."""
+        for f in self.filters:
+            if f.kind in RANGE_KINDS and f.clause(args.get(f.key, "")) is not None:
+                key = next((k for k, col in self.sortable.items() if col is f.expr), None)
+                if key:
+                    return key
+        return self.default_sort
 
     def key(self, sort: str) -> tuple:
         """The ordering of a sort: its column, then the default sort's column, then id. So

@@ -135,16 +135,18 @@ def test_counted_filters_are_exact_beyond_the_cap(app):
             assert (page.total, page.total_capped, page.exact) == (n, False, True), args
 
 
-def test_status_tabs_count_each_value_under_the_filter(app):
+def test_uncounted_filters_leave_tabs_unnumbered_until_an_exact_count_is_asked(app):
     _rows()
     table = Table("t", AuditLog.id, [Column("at", "时间", sort=AuditLog.at)],
                   filters=[Filter("actor", "操作人", AuditLog.actor)],
                   tabs=Tabs("action", AuditLog.action, [("create", "新增"), ("void", "作废"), ("retry", "重试")]))
     with app.test_request_context("/"):
         page = table.page(db.session, select(AuditLog), {"actor": "user0", "action": "create"})
+        assert page.tab_counts == {} and page.total == 15 and page.tab_text("void", "作废") == "作废"
+        page = table.page(db.session, select(AuditLog), {"actor": "user0", "action": "create", "count": "exact"})
         assert page.tab_counts[""] == (15, False)
         assert page.tab_counts["create"] == (15, False) and page.tab_counts["void"] == (0, False)
-        assert page.total == 15
+        assert page.total == 15 and page.tab_text("create", "新增") == "新增 (15)"
 
 
 def test_select_all_matching_reruns_the_filter_on_the_server(app):
@@ -498,3 +500,51 @@ def test_a_badge_without_a_tone_has_no_tone_class(demo, auth, client):
     auth.login("admin")
     html = client.get("/sync-logs/").get_data(as_text=True)
     assert '<span class="status">已作废</span>' in html
+
+
+def _texts_table():
+    return Table("t-texts", AuditLog.id, [Column("at", "时间", sort=AuditLog.at), Column("object_id", "对象", sort=AuditLog.object_id)],
+                 filters=[Filter("oid", "对象", AuditLog.object_id, "prefix"),
+                          Filter("reason", "原因", AuditLog.reason, "contains", vocabulary=True),
+                          Filter("prose", "原因", AuditLog.reason, "contains")],
+                 default_sort="at")
+
+
+def test_a_prefix_or_range_filter_sorts_by_its_column_unless_a_sort_is_chosen(app):
+    _rows()
+    table = _texts_table()
+    with app.test_request_context("/"):
+        page = table.page(db.session, select(AuditLog), {"oid": "1"}, orgs=None)
+        assert page.sort == "object_id" and [r.object_id for r in page.rows] == [str(i) for i in range(19, 9, -1)] + ["1"]
+        chosen = table.page(db.session, select(AuditLog), {"oid": "1", "sort": "at", "dir": "asc"}, orgs=None)
+        assert chosen.sort == "at" and [r.object_id for r in chosen.rows][:3] == ["1", "10", "11"]
+        assert table.page(db.session, select(AuditLog), {}, orgs=None).sort == "at"
+
+
+def test_a_vocabulary_search_filters_by_the_matching_texts(app):
+    db.session.execute(insert(AuditLog), [
+        dict(at=T0, actor="a", object_type="t", object_id=str(i), org_id=1, action="status",
+             from_state="", to_state="", reason=["税局繁忙，请稍后再试", "登录失效", "", "税局返回：100%完成"][i % 4])
+        for i in range(40)])
+    db.session.commit()
+    table = _texts_table()
+    with app.test_request_context("/"):
+        clause = table.filters[1].clause("税局")
+        assert "IN" in str(clause) and "LIKE" not in str(clause)
+        for raw, n in (("税局", 20), ("登录失效", 10), ("100%", 10), ("无此内容", 0), ("税局繁忙，请稍后再试", 10)):
+            for key in ("reason", "prose"):  # the same rows as the plain LIKE search
+                page = table.page(db.session, select(AuditLog), {key: raw, "size": "100"}, orgs=None)
+                assert page.total == n, (key, raw)
+
+
+def test_a_vocabulary_search_over_too_many_texts_falls_back_to_like(app, monkeypatch):
+    from portal import tables
+    db.session.execute(insert(AuditLog), [
+        dict(at=T0, actor="a", object_type="t", object_id=str(i), org_id=1, action="status",
+             from_state="", to_state="", reason=f"消息 {i}") for i in range(8)])
+    db.session.commit()
+    monkeypatch.setattr(tables, "VOCABULARY_LIMIT", 5)
+    with app.test_request_context("/"):
+        clause = _texts_table().filters[1].clause("消息 7")
+        assert "LIKE" in str(clause)
+        assert _texts_table().page(db.session, select(AuditLog), {"reason": "消息 7"}, orgs=None).total == 1

@@ -69,7 +69,7 @@ SYNC_TABLE = Table(
         Filter("end_to", "下载结束时间至", SyncTask.end_date, "date_to"),
         Filter("success_count", "处理成功的份数", SyncTask.success_count, "int"),
         Filter("invoice_count", "下载发票份数", SyncTask.invoice_count, "int"),
-        Filter("error", "错误描述", SyncTask.error, "contains", placeholder=_l("包含的文字")),
+        Filter("error", "错误描述", SyncTask.error, "contains", placeholder=_l("包含的文字"), vocabulary=True),
         Filter("reason", "失败原因", SyncTask.reason_code, "select", REASON_CHOICES),
         Filter("has_failures", "有处理失败", SyncTask.success_count < SyncTask.invoice_count, "flag", YES),
         Filter("created_from", "创建时间从", SyncTask.created_at, "date_from"),
@@ -84,6 +84,7 @@ SYNC_TABLE = Table(
     ],
     default_sort="created_at",
     in_flight=lambda t: t.in_flight, row_endpoint="sync_logs.row", counted=SYNC_COUNTS,
+    partition=SyncTask.org_id,
 )
 
 INVOICE_TABLE = Table(
