@@ -203,7 +203,8 @@ def open_database(kind: str, size: int, fresh: bool, loaders: dict) -> str:
            f"lists changed ({sorted(meta.get('lists', []))})" if sorted(meta.get("lists", [])) != sorted(loaders)
            else None)
     if why is None:
-        print(f"  {size:>9,} rows/list: reusing {display(url)}")
+        print(f"  {size:>9,} rows/list: reusing {display(url)}", flush=True)
+        upkeep(url)  # what the maintenance plan would have done since (usually nothing)
         return url
     if why.startswith("schema changed") and meta.get("generator") == GENERATOR_VERSION \
             and meta.get("size") == size and sorted(meta.get("lists", [])) == sorted(loaders):
@@ -236,12 +237,20 @@ def upgrade_database(url: str) -> None:
     analyses tables with new indexes), as the maintenance plan would minutes later."""
     from flask_migrate import upgrade
 
-    from portal import maintenance
-
     app = bench_app(url)
     with app.app_context():
         upgrade()
         db.session.remove()
+        db.engine.dispose()
+    upkeep(url)
+
+
+def upkeep(url: str) -> None:
+    """`maintenance.run()` — the plan sim_DatabaseMaintenance — on one bench database."""
+    from portal import maintenance
+
+    app = bench_app(url)
+    with app.app_context():
         print(f"    maintenance.run: {maintenance.run()}", flush=True)
         report_statistics()
         db.session.remove()

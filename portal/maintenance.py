@@ -72,10 +72,14 @@ def _sqlite(engine, force: bool) -> list[str]:
                 rows = int(str(stat).split()[0]) if stat else 0  # (a partial index holds fewer)
                 analysed[tbl] = max(analysed.get(tbl, 0), rows)
                 indexed.add(idx)
-        unanalysed = {tbl for tbl, idx in conn.execute(text(  # e.g. an index a migration added
-            "SELECT tbl_name, name FROM sqlite_master WHERE type = 'index' "
-            "AND coalesce(sql, '') NOT LIKE '% WHERE %'"))  # (a partial index may be empty: no row)
-            if idx not in indexed}
+        unanalysed = set()  # tables with an index that has no statistics, e.g. a migration added it
+        for tbl, idx, sql in conn.execute(text("SELECT tbl_name, name, sql FROM sqlite_master WHERE type = 'index'")):
+            if idx in indexed:
+                continue
+            condition = (sql or "").partition(" WHERE ")[2]  # (our schema's own text)
+            if condition and conn.execute(text(f'SELECT 1 FROM "{tbl}" WHERE {condition} LIMIT 1')).first() is None:
+                continue  # an empty partial index gets no statistics row
+            unanalysed.add(tbl)
         for name in tables:
             count = conn.execute(text(f'SELECT count(*) FROM "{name}"')).scalar()
             before = analysed.get(name)

@@ -261,6 +261,13 @@ def test_maintenance_analyses_a_table_when_a_migration_adds_an_index(many):
     db.session.commit()
     assert maintenance.refresh_statistics() == ["sync_tasks"]
     assert maintenance.refresh_statistics() == []
+    db.session.execute(text("CREATE INDEX ix_test_none ON sync_tasks (checks) WHERE checks < 0"))  # empty
+    db.session.commit()
+    assert maintenance.refresh_statistics() == []  # an empty partial index has no statistics row
+    db.session.execute(text("CREATE INDEX ix_test_some ON sync_tasks (checks) WHERE id > 0"))
+    db.session.commit()
+    assert maintenance.refresh_statistics() == ["sync_tasks"]
+    assert maintenance.refresh_statistics() == []
 
 
 # --- a page is one walk per organisation, merged ------------------------------------------------------

@@ -210,3 +210,31 @@ def test_select_this_page_ticks_every_row_with_javascript_off(page_nojs, login):
         page_nojs.locator("#sync-table").get_by_role("link", name="选择本页").click()
     assert all(b.is_checked() for b in boxes.all()) and boxes.count() == 3
     assert page_nojs.locator("#sync-table input[name=filters]").input_value() == ""
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "nojs"])
+def test_searching_error_texts_and_ranges_as_a_clerk_would(browser, live_server, login, javascript):
+    """错误描述 finds the tasks whose text contains the words; a filter the counters cannot
+    answer leaves the tabs unnumbered until 统计准确条数; a date range sorts by its column."""
+    from tests.browser.conftest import _context
+    demo_tasks()
+    context = _context(browser, live_server, javascript=javascript)
+    page = context.new_page()
+    page.set_viewport_size(SCREEN)
+    login(page, "admin")
+    page.goto("/sync-logs/")
+    filters = page.locator("form.filters")
+    filters.get_by_label("错误描述").fill("税局")
+    filters.get_by_role("button", name="查询").click()
+    expect(page.locator("#sync-table .pager .total")).to_have_text("共 12 条")  # 3 of the 4 texts contain 税局
+    column = headers(page).index("错误描述") + 1
+    errors = page.locator(f"#sync-table tbody td:nth-child({column}) .trunc").all()
+    assert len(errors) == 12 and all("税局" in (e.get_attribute("title") or e.inner_text()) for e in errors)
+    tabs = page.locator("#sync-table .tabs a").all_inner_texts()
+    assert tabs[0] == "全部" and not any("(" in t for t in tabs), tabs
+    page.locator("#sync-table").get_by_role("link", name="统计各状态条数").click()
+    expect(page.locator("#sync-table .tabs a").first).to_have_text("全部 (12)")
+    screenshot(page, f"sync-list-error-search-{'js' if javascript else 'nojs'}.png")
+    page.goto("/sync-logs/?start_to=2099-01-01")
+    expect(page.locator("#sync-table thead th", has_text="下载开始时间 ▼")).to_have_count(1)
+    context.close()
