@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-RESULTS = HERE / "results"
+RESULTS = Path(os.environ.get("BENCH_RESULTS", HERE / "results"))  # (the smoke test uses a temporary one)
 sys.path.insert(0, str(ROOT))
 # Keep the bench's secret and (fallback) embedded Redis away from the developer's instance/.
 os.environ.setdefault("PORTAL_INSTANCE", str(RESULTS / "instance"))

@@ -544,7 +544,7 @@ class Table:
         number = max(number, 1) if number is not None else (None if (after or before) else 1)
         forward = not (before or last)
 
-        parts = self.partitions(session, args, orgs)
+        parts = self.partitions(session, args, orgs) if counted else None  # (a row refresh: one plain query)
         total, capped, tab_counts, exact, per_part = (
             self.counts(session, base, args, orgs, parts) if counted else (0, False, {}, False, None))
         limit = size
