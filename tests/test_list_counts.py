@@ -295,3 +295,40 @@ def test_pages_merged_from_each_organisations_walk_are_the_plain_order(many, aut
     truth = list(db.session.scalars(select(SyncTask.id).where(*where).order_by(*order)))
     assert len({t.org_id for t in db.session.scalars(select(SyncTask))}) > 3  # several walks to merge
     assert _ids_on_pages(auth, query) == truth
+
+
+def _walks(auth, url: str) -> int:
+    """How many organisations the page's merged walk visits (its subqueries on org_id)."""
+    from sqlalchemy import event
+    seen = []
+
+    def record(conn, cursor, statement, params, context, executemany):
+        if "UNION ALL" in statement or ("ORDER BY" in statement and " AS k0" in statement):
+            seen.append(statement)
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert auth.client.get(url).status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    walk = next((s for s in seen if " AS k0" in s), None)
+    return 0 if walk is None else walk.count("ORDER BY sync_tasks.")  # one ordered walk each
+
+
+def test_a_page_walks_only_the_organisations_that_can_match(many, auth):
+    auth.login("admin")
+    holding = {o for o, in db.session.execute(select(SyncTask.org_id).distinct())}
+    assert _walks(auth, "/sync-logs/") == len(holding) > 3
+    o = org("ORG01")
+    assert _walks(auth, f"/sync-logs/?org={o.id}") == 1  # the organisation filter picks the walk
+    same_channel = {t.org_id for t in db.session.scalars(select(SyncTask).where(SyncTask.channel == o.channel))}
+    assert _walks(auth, f"/sync-logs/?channel={o.channel}") == len(same_channel) < len(holding)  # counters
+    # an uncounted filter next to a counted one: the counted one still rules organisations out
+    assert _walks(auth, f"/sync-logs/?channel={o.channel}&has_failures=1") <= len(same_channel)
+    other = next(t.org_id for t in db.session.scalars(select(SyncTask).where(SyncTask.channel != o.channel)))
+    assert _walks(auth, f"/sync-logs/?org={other}&channel={o.channel}") == 0  # nothing to walk at all
+
+
+def test_a_prefix_is_also_a_range_where_text_compares_by_code_point(env):
+    from portal.sync_logs.tables import SYNC_TABLE
+    clause = str(next(f for f in SYNC_TABLE.filters if f.key == "batch_no").clause("DL2026"))
+    assert "LIKE" in clause and ">=" in clause and "<" in clause  # (SQLite; PostgreSQL under a C collation)
