@@ -332,3 +332,16 @@ def test_a_prefix_is_also_a_range_where_text_compares_by_code_point(env):
     from portal.sync_logs.tables import SYNC_TABLE
     clause = str(next(f for f in SYNC_TABLE.filters if f.key == "batch_no").clause("DL2026"))
     assert "LIKE" in clause and ">=" in clause and "<" in clause  # (SQLite; PostgreSQL under a C collation)
+
+
+def test_beyond_the_partition_limit_a_page_is_one_plain_query_in_the_same_order(many, auth, monkeypatch):
+    from portal import tables
+    auth.login("admin")
+    holding = {o for o, in db.session.execute(select(SyncTask.org_id).distinct())}
+    monkeypatch.setattr(tables, "PARTITION_LIMIT", len(holding) - 1)  # more organisations than walks allowed
+    assert _walks(auth, "/sync-logs/") == 0
+    truth = list(db.session.scalars(select(SyncTask.id).where(SyncTask.status == "success")
+                                    .order_by(SyncTask.batch_no.desc(), SyncTask.created_at.desc(), SyncTask.id.desc())))
+    assert _ids_on_pages(auth, "status=success&sort=batch_no&dir=desc") == truth
+    html = auth.client.get("/sync-logs/?start_from=2000-01-01").get_data(as_text=True)
+    assert "超过 1,000 条" in html  # the bounded count, above the cap, without walks
