@@ -34,6 +34,7 @@ from flask import current_app, g, has_request_context, request
 from flask_babel import LazyString, lazy_gettext
 from flask_login import current_user
 from sqlalchemy import Select, bindparam, false, func, select, tuple_
+from sqlalchemy.sql.elements import False_
 from sqlalchemy.sql import ColumnElement
 from werkzeug.datastructures import MultiDict
 
@@ -50,6 +51,7 @@ HIDDEN = "hidden"        # optional, hidden until the user shows it
 PAGING_KEYS = ("after", "before", "last", "page", "count")
 EXACT_COUNT = ("count", "exact")  # ?count=exact: count beyond the cap once, on request
 RANGE_KINDS = ("prefix", "date_from", "date_to")  # filters that sort by their column (Table.implied_sort)
+EQUALITY_KINDS = ("exact", "select", "int")        # filters an index (…, column, default sort column) serves
 VOCABULARY_LIMIT = 500  # distinct texts a `vocabulary` contains-filter reads before it scans instead
 PARTITION_LIMIT = 1000  # organisations a partitioned page walks one by one (beyond: one plain query)
 SELECT_PAGE_KEY = "sel"  # sel=page: render this page with every row ticked (no JS needed)
@@ -255,6 +257,8 @@ class Page:
     columns: list[Column] = field(default_factory=list)  # shown to this user, in order
     choices: dict = field(default_factory=dict)          # this user's stored column choices
     exact: bool = False                                  # total is exact (counters, or below the cap)
+    searched: bool = False   # a walk used its budget before the page filled: 继续查找 goes on from there
+    scan_budget: int = 0     # rows each walk may read (filters no one index serves), else 0
 
     @property
     def cap(self) -> int:
@@ -270,6 +274,16 @@ class Page:
         """A tab's label with its count when one is known ("失败 (1,234)"), else the label."""
         got = self.tab_counts.get(value)
         return str(label) if got is None else f"{label} ({self.count_label(*got)})"
+
+    @property
+    def total_lower_bound(self) -> bool:
+        """The total is what the walks' budget found, not all there is ("已找到 N 条，尚未查完")."""
+        return bool(self.scan_budget) and not self.exact and not self.total_capped
+
+    def search_on_url(self) -> str:
+        """继续查找: the next part in the direction this page was walked."""
+        backward = self.args.get("before") or self.args.get("last") == "1"
+        return self.prev_url() if backward else self.next_url()
 
     def exact_count_url(self) -> str:
         return self.current_url(**{EXACT_COUNT[0]: EXACT_COUNT[1]})
@@ -394,6 +408,39 @@ class Table:
         return TablePreference.choices_for(session, user.id, self.dom_id)
 
     # --- filtering --------------------------------------------------------------
+    def split(self, args, key: tuple) -> tuple[list, list]:
+        """The clauses of the filters (and tab) in use, as (served, residual): what one
+        ordered walk of an index serves in `key` order — the organisation, filters on the
+        sort column, or (under the default sort, no tab) one equality filter, whose index
+        ends in the default sort column — and what it can only test row by row. A page with
+        a residual part reads at most TABLE_SCAN_BUDGET rows (table_walks.budgeted_ids): the
+        served part must be one index range in `key` order, or the walk would not be bounded."""
+        tab = bool(self.tabs and args.get(self.tabs.key))
+        default = self.sortable.get(self.default_sort)
+        counted = {col for cols in self.counted.groups.values() for col in cols} if self.counted else set()
+        served, rest = [], []
+        for f in self.filters:
+            clause = f.clause(args.get(f.key, ""))
+            if clause is None:
+                continue
+            if (f.expr is self.partition or isinstance(clause, False_)
+                    or (f.expr is key[0] and f.kind in RANGE_KINDS + EQUALITY_KINDS)):
+                served.append(clause)
+            else:
+                rest.append((f, clause))
+        # One more filter can lead the walk under the default sort, one whose index is a single
+        # range in that order (an equality or a flag; not a list of texts): a counted one first
+        # (the counters then bound each organisation's walk).
+        leads = [(getattr(f.expr, "key", None) not in counted, i) for i, (f, _) in enumerate(rest)
+                 if not tab and key[0] is default and f.kind in EQUALITY_KINDS + ("flag",)]
+        if any(isinstance(c, False_) for c in served):  # nothing can match: the plain query answers at once
+            return served + [clause for _, clause in rest], []
+        if leads:
+            served.append(rest.pop(min(leads)[1])[1])
+        if tab:
+            served.append(self.tabs.expr == args.get(self.tabs.key))
+        return served, [clause for _, clause in rest]
+
     def filtered(self, stmt: Select, args, with_tab: bool = True) -> Select:
         for f in self.filters:
             clause = f.clause(args.get(f.key, ""))
@@ -451,11 +498,14 @@ class Table:
         return {"orgs": orgs, "group": group, "keys": keys, "first": first, "last": last, "dated": dated}
 
     def counts(self, session, base: Select, args, orgs: set[int] | None = None,
-               parts: list | None = None) -> tuple[int, bool, dict, bool, dict | None]:
+               parts: list | None = None, budgeted: tuple | None = None) -> tuple[int, bool, dict, bool, dict | None]:
         """(total, capped, tab counts {value: (n, capped)}, exact, rows per partition value
         in the current tab or None) for the filters in `args`. Exact from the counters when
         they can answer; otherwise bounded by TABLE_COUNT_CAP (and the total exact on
-        request, ?count=exact). `parts`: the partition values the page walks."""
+        request, ?count=exact). `parts`: the partition values the page walks. `budgeted`:
+        (served stmt, residual clauses, key, budget per walk) when no index serves the
+        filters together — the count is then what the walks' budget found, and neither
+        capped nor exact when a walk ran out (a lower bound: "已找到 N 条，尚未查完")."""
         tab = args.get(self.tabs.key, "") if self.tabs else ""
         query = self.counter_query(args, orgs)
         if query is not None:
@@ -483,6 +533,12 @@ class Table:
             tabs.update({value: (per_tab.get(value, 0), False) for value, _ in self.tabs.choices})
             return tabs[tab][0] if tab in tabs else 0, False, tabs, True, per_part
         cap = current_app.config["TABLE_COUNT_CAP"]
+        if budgeted is not None:
+            served, residual, key, budget = budgeted
+            if served is None:  # the first page: its own walks count (Table._budgeted_rows)
+                return 0, False, {}, False, per_part
+            n, short = table_walks.budgeted_count(session, served, residual, self.partition, parts, key, budget)
+            return min(n, cap), n > cap, {}, not short and n <= cap, per_part
         n = table_walks.bounded_count(session, self.filtered(base, args), self.id_col, cap, self.partition, parts)
         return min(n, cap), n > cap, {}, n <= cap, per_part
 
@@ -545,8 +601,17 @@ class Table:
         forward = not (before or last)
 
         parts = self.partitions(session, args, orgs) if counted else None  # (a row refresh: one plain query)
+        served, residual = self.split(args, key)
+        budget = None
+        if counted and residual:
+            budget = max(size + 1, current_app.config["TABLE_SCAN_BUDGET"] // max(len(parts or ()), 1))
+        served_stmt = base.where(*served)
+        walk_counts = (bool(budget) and not (after or before or last) and self.counter_query(args, orgs) is None
+                       and args.get(EXACT_COUNT[0]) != EXACT_COUNT[1])  # the first page's walks count
         total, capped, tab_counts, exact, per_part = (
-            self.counts(session, base, args, orgs, parts) if counted else (0, False, {}, False, None))
+            self.counts(session, base, args, orgs, parts,
+                        (None if walk_counts else served_stmt, residual, key, budget) if budget else None)
+            if counted else (0, False, {}, False, None))
         limit = size
         if last:
             # The last page holds what is left after full pages (2,003 rows → 3 rows on
@@ -556,11 +621,23 @@ class Table:
             number = max((total + size - 1) // size, 1) if exact else None
         descending = (direction == "desc") == forward
         if after:
-            stmt = stmt.where(self._beyond(key, after, direction == "desc"))
+            beyond = self._beyond(key, after, direction == "desc")
         elif before:
-            stmt = stmt.where(self._beyond(key, before, direction != "desc"))
-        rows = self._rows(session, stmt, key, descending, limit + 1, parts, per_part)
-        more = len(rows) > limit
+            beyond = self._beyond(key, before, direction != "desc")
+        else:
+            beyond = None
+        if beyond is not None:
+            stmt, served_stmt = stmt.where(beyond), served_stmt.where(beyond)
+        boundary = None
+        if budget:
+            rows, boundary, found, short = self._budgeted_rows(session, served_stmt, residual, key, descending,
+                                                               limit + 1, parts, per_part, budget)
+            if walk_counts:
+                cap = current_app.config["TABLE_COUNT_CAP"]
+                total, capped, exact = min(found, cap), found > cap, not short and found <= cap
+        else:
+            rows = self._rows(session, stmt, key, descending, limit + 1, parts, per_part)
+        more = len(rows) > limit or boundary is not None
         rows = rows[:limit]
         if not forward:
             rows.reverse()
@@ -573,11 +650,20 @@ class Table:
         def cursor(row):
             return _encode([getattr(row, sort_key_attr(c)) for c in key])
 
+        # A walk ran out of budget before the page was full: the rows shown are all there are
+        # up to its boundary, and the next page (继续查找) starts after it.
+        searched_to = _encode(list(boundary)) if boundary is not None and len(rows) < limit else None
+        first = cursor(rows[0]) if rows else None
+        last_cursor = cursor(rows[-1]) if rows else None
+        if searched_to and forward:
+            last_cursor = searched_to
+        elif searched_to:
+            first = searched_to
         choices = self.user_choices(session, user)
         return Page(self, rows, args, sort, direction, size, number, has_next, has_prev,
-                    cursor(rows[-1]) if rows else None, cursor(rows[0]) if rows else None,
-                    total, capped, tab_counts, columns=self.visible_columns(choices),
-                    choices=choices, exact=exact)
+                    last_cursor, first, total, capped, tab_counts, columns=self.visible_columns(choices),
+                    choices=choices, exact=exact, searched=searched_to is not None,
+                    scan_budget=budget or 0)
 
     def _rows(self, session, stmt: Select, key: tuple, descending: bool, limit: int,
               parts: list | None, per_part: dict | None) -> list:
@@ -595,6 +681,22 @@ class Table:
             return []
         by_id = {row.id: row for row in session.scalars(stmt.where(self.id_col.in_(ids)))}
         return [by_id[i] for i in ids if i in by_id]
+
+    def _budgeted_rows(self, session, served_stmt: Select, residual: list, key: tuple, descending: bool,
+                       limit: int, parts: list | None, per_part: dict | None, budget: int) -> tuple:
+        """(rows, boundary, found, short) when some filters are residual (Table.split): the
+        first `limit` rows, each walk reading at most `budget` rows; where a walk stopped
+        short, if one did; the matches the walks found; whether one ran out of budget."""
+        values = parts if parts is not None else [None]
+        if per_part is not None:  # organisations the counted filters rule out are not walked
+            values = [p for p in values if per_part.get(p, 0)]
+        ids, boundary, found, short = table_walks.budgeted_ids(
+            session, served_stmt, residual, self.partition if parts is not None else None,
+            values, key, descending, limit, budget)
+        if not ids:
+            return [], boundary, found, short
+        by_id = {row.id: row for row in session.scalars(served_stmt.where(self.id_col.in_(ids)))}
+        return [by_id[i] for i in ids if i in by_id], boundary, found, short
 
     def implied_sort(self, args) -> str:
         """The sort when none is chosen: the column of the first range or prefix filter in

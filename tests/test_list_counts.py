@@ -298,20 +298,21 @@ def test_pages_merged_from_each_organisations_walk_are_the_plain_order(many, aut
 
 
 def _walks(auth, url: str) -> int:
-    """How many organisations the page's merged walk visits (its subqueries on org_id)."""
+    """How many organisations the page's walks visit: one execution each of the walk (SQLite),
+    or the organisations of its one LATERAL statement (PostgreSQL)."""
     from sqlalchemy import event
     seen = []
 
     def record(conn, cursor, statement, params, context, executemany):
-        if "UNION ALL" in statement or ("ORDER BY" in statement and " AS k0" in statement):
-            seen.append(statement)
+        if " AS k0" in statement:
+            seen.append(params)
     event.listen(db.engine, "before_cursor_execute", record)
     try:
         assert auth.client.get(url).status_code == 200
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
-    walk = next((s for s in seen if " AS k0" in s), None)
-    return 0 if walk is None else walk.count("ORDER BY sync_tasks.")  # one ordered walk each
+    lateral = [p for p in seen if isinstance(p, dict) and "walk_values" in p]
+    return len(lateral[0]["walk_values"]) if lateral else len(seen)
 
 
 def test_a_page_walks_only_the_organisations_that_can_match(many, auth):
@@ -345,3 +346,74 @@ def test_beyond_the_partition_limit_a_page_is_one_plain_query_in_the_same_order(
     assert _ids_on_pages(auth, "status=success&sort=batch_no&dir=desc") == truth
     html = auth.client.get("/sync-logs/?start_from=2000-01-01").get_data(as_text=True)
     assert "超过 1,000 条" in html  # the bounded count, above the cap, without walks
+
+
+# --- filters no one index serves together: a budget per page, and 继续查找 ------------------------
+def _follow(auth, url: str, link: str) -> tuple[list[int], list[str]]:
+    """Every row id reached from `url` by following `link` (下一页, or 上一页 from 末页) until
+    it is gone, in list order; and each page's html."""
+    ids, pages = [], []
+    while url:
+        html = auth.client.get(url).get_data(as_text=True)
+        pages.append(html)
+        found = [int(i) for i in re.findall(r'name="ids" value="(\d+)"', html)]
+        ids = ids + found if link == "下一页" else found + ids
+        nxt = re.search(rf'<a class="" href="([^"]+)"[^>]*>{link}</a>', html)
+        url = nxt.group(1).replace("&amp;", "&") if nxt else None
+    return ids, pages
+
+
+RARE_PAIR = "sync_type=manual_import&error=税局"  # 同步类型 leads each walk; 错误描述 is tested row by row
+
+
+def _rare_pair_truth(descending=True) -> list[int]:
+    order = (SyncTask.created_at, SyncTask.id)
+    return list(db.session.scalars(
+        select(SyncTask.id).where(SyncTask.sync_type == "manual_import", SyncTask.error.contains("税局"))
+        .order_by(*(c.desc() if descending else c.asc() for c in order))))
+
+
+def test_a_rare_combination_reads_a_budget_per_page_and_searching_on_finds_every_row(many, auth):
+    """Each organisation's walk reads at most its share of TABLE_SCAN_BUDGET rows, so a page
+    costs the same however rare the combination; the page says so, the count is worded as a
+    lower bound, and 继续查找 / 下一页 go on from where the walks stopped: every match is
+    reached once, in order."""
+    many.config["TABLE_SCAN_BUDGET"] = 60  # → 21 rows per organisation's walk (one page + 1)
+    auth.login("admin")
+    truth = _rare_pair_truth()
+    assert 5 < len(truth) < 200
+    ids, pages = _follow(auth, f"/sync-logs/?{RARE_PAIR}&size=20", "下一页")
+    assert ids == truth
+    searched = [p for p in pages if "继续查找" in p]
+    assert searched and "为保证速度，每页只查找一部分记录；后面可能还有符合条件的记录。" in searched[0]
+    assert re.search(r"已找到 [\d,]+ 条，尚未查完", pages[0]) and "统计准确条数" in pages[0]
+    assert re.search(r"选择全部符合条件的记录（已找到 [\d,]+ 条，尚未查完）", pages[0])
+    assert len(pages) > 1 and all(p.count('name="ids"') < 20 for p in searched)  # found in parts, no full scan
+    # the exact figure on request
+    exact = auth.client.get(f"/sync-logs/?{RARE_PAIR}&count=exact").get_data(as_text=True)
+    assert f"共 {len(truth):,} 条" in exact
+
+
+def test_a_rare_combination_from_the_last_page_back_finds_every_row(many, auth):
+    many.config["TABLE_SCAN_BUDGET"] = 60
+    auth.login("admin")
+    ids, pages = _follow(auth, f"/sync-logs/?{RARE_PAIR}&size=20&last=1", "上一页")
+    assert ids == _rare_pair_truth() and any("继续查找" in p for p in pages)
+
+
+def test_within_the_budget_the_combination_is_counted_exactly(many, auth):
+    many.config["TABLE_SCAN_BUDGET"] = 100_000
+    auth.login("admin")
+    ids, pages = _follow(auth, f"/sync-logs/?{RARE_PAIR}&size=20", "下一页")
+    truth = _rare_pair_truth()
+    assert ids == truth and not any("继续查找" in p for p in pages)
+    assert f"共 {len(truth):,} 条" in pages[0] and f"选择全部符合条件的 {len(truth):,} 条" in pages[0]
+
+
+
+def test_a_word_found_nowhere_next_to_another_filter_answers_at_once(many, auth):
+    """错误描述 matching no message is known before any row is read: no budgeted walk, an exact 0."""
+    many.config["TABLE_SCAN_BUDGET"] = 60
+    auth.login("admin")
+    html = auth.client.get("/sync-logs/?start_from=2000-01-01&error=无此内容").get_data(as_text=True)
+    assert "共 0 条" in html and "暂无数据" in html and "继续查找" not in html

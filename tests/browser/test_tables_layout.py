@@ -238,3 +238,46 @@ def test_searching_error_texts_and_ranges_as_a_clerk_would(browser, live_server,
     page.goto("/sync-logs/?start_to=2099-01-01")
     expect(page.locator("#sync-table thead th", has_text="下载开始时间 ▼")).to_have_count(1)
     context.close()
+
+
+@pytest.fixture
+def small_scan_budget(monkeypatch):
+    """Walks of 21 rows per organisation (the live server reads this when it starts)."""
+    monkeypatch.setenv("TABLE_SCAN_BUDGET", "60")
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "nojs"])
+def test_a_rare_combination_is_found_by_searching_on(small_scan_budget, browser, live_server, login, javascript):
+    """Two filters no one index serves together: each page reads a budget of rows, says so,
+    and 继续查找 goes on until every match has been shown once."""
+    from sqlalchemy import select
+    from portal.models import SyncTask
+    from portal.seed import seed_sync_tasks
+    from tests.browser.conftest import _context
+    seed_sync_tasks(1203)
+    truth = set(db.session.scalars(select(SyncTask.batch_no).where(
+        SyncTask.sync_type == "manual_import", SyncTask.error.contains("税局"))))
+    assert 5 < len(truth) < 100
+    context = _context(browser, live_server, javascript=javascript)
+    page = context.new_page()
+    page.set_viewport_size(SCREEN)
+    login(page, "admin")
+    page.goto("/sync-logs/?sync_type=manual_import&error=税局")
+    expect(page.locator("#sync-table .pager .total")).to_contain_text("尚未查完")
+    note = page.locator("#sync-table .search-note")
+    expect(note).to_contain_text("为保证速度，每页只查找一部分记录；后面可能还有符合条件的记录。")
+    screenshot(page, f"sync-list-search-on-{'js' if javascript else 'nojs'}.png")
+    seen, clicks = [], 0
+    while True:
+        seen += page.locator("#sync-table tbody td a").all_inner_texts()
+        if not note.count():
+            break
+        before = page.url
+        note.get_by_role("link", name="继续查找").click()
+        page.wait_for_url(lambda url: url != before)
+        expect(page.locator("#sync-table")).to_be_visible()
+        clicks += 1
+        assert clicks < 100
+    assert set(seen) == truth and len(seen) == len(truth) and clicks >= 1
+    assert_fits(page, "#sync-table .table-scroll")
+    context.close()
