@@ -31,14 +31,14 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode
 
 from flask import current_app, g, has_request_context, request
-from flask_babel import LazyString, lazy_gettext
+from flask_babel import LazyString
 from flask_login import current_user
 from sqlalchemy import Select, bindparam, false, func, select, tuple_
 from sqlalchemy.sql.elements import False_
 from sqlalchemy.sql import ColumnElement
 from werkzeug.datastructures import MultiDict
 
-from portal import table_walks
+from portal import i18n, table_walks
 from portal.urls import MAX_ID as MAX_INT, parse_id
 
 
@@ -61,7 +61,7 @@ def _message(label):
     """A Column/Filter/Action label is a message id written in the code (the catalogue
     extracts it with ``-k Column:2`` etc.): it becomes a lazy string here, translated when
     rendered, so templates print ``{{ c.label }}`` and never call ``_()`` on a variable."""
-    return lazy_gettext(label) if isinstance(label, str) and not isinstance(label, LazyString) else label
+    return LazyString(i18n.gettext, label) if isinstance(label, str) and not isinstance(label, LazyString) else label
 
 
 @dataclass

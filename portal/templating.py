@@ -46,6 +46,8 @@ def nav_link(endpoint: str, label: str, code: str = "") -> Markup:
 
 
 def init_app(app):
+    from portal import i18n
+    i18n.install(app)
     app.jinja_env.filters["fmt"] = fmt
     app.jinja_env.filters["duration"] = duration
     app.jinja_env.globals.update(

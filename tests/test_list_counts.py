@@ -417,3 +417,21 @@ def test_a_word_found_nowhere_next_to_another_filter_answers_at_once(many, auth)
     auth.login("admin")
     html = auth.client.get("/sync-logs/?start_from=2000-01-01&error=无此内容").get_data(as_text=True)
     assert "共 0 条" in html and "暂无数据" in html and "继续查找" not in html
+
+
+def test_a_bounded_count_stops_reading_once_it_has_enough(many):
+    """bounded_count takes rows organisation by organisation and stops at cap + 1: one
+    statement when the first organisation already holds enough (SQLite: one prepared walk
+    each; PostgreSQL: one LATERAL statement whatever the number)."""
+    from sqlalchemy import event
+    from portal.table_walks import bounded_count
+    orgs = sorted({o for o, in db.session.execute(select(SyncTask.org_id).distinct())})
+    assert len(orgs) > 3 and db.session.scalar(select(func.count()).where(SyncTask.org_id == orgs[0])) > 11
+    statements = []
+    listener = lambda *a: statements.append(a[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        n = bounded_count(db.session, select(SyncTask), SyncTask.id, 10, SyncTask.org_id, orgs)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert n == 11 and len(statements) == 1
