@@ -415,31 +415,26 @@ class Table:
         ends in the default sort column — and what it can only test row by row. A page with
         a residual part reads at most TABLE_SCAN_BUDGET rows (table_walks.budgeted_ids): the
         served part must be one index range in `key` order, or the walk would not be bounded."""
-        tab = bool(self.tabs and args.get(self.tabs.key))
-        default = self.sortable.get(self.default_sort)
-        counted = {col for cols in self.counted.groups.values() for col in cols} if self.counted else set()
-        served, rest = [], []
-        for f in self.filters:
-            clause = f.clause(args.get(f.key, ""))
-            if clause is None:
-                continue
-            if (f.expr is self.partition or isinstance(clause, False_)
-                    or (f.expr is key[0] and f.kind in RANGE_KINDS + EQUALITY_KINDS)):
-                served.append(clause)
-            else:
-                rest.append((f, clause))
+        tab = [self.tabs.expr == args.get(self.tabs.key)] if self.tabs and args.get(self.tabs.key) else []
+        in_use = [(f, c) for f in self.filters if (c := f.clause(args.get(f.key, ""))) is not None]
+        if any(isinstance(c, False_) for _, c in in_use):  # nothing can match: the plain query answers at once
+            return [c for _, c in in_use] + tab, []
+        served = [c for f, c in in_use if self._on_the_walk(f, key)]
+        rest = [(f, c) for f, c in in_use if not self._on_the_walk(f, key)]
         # One more filter can lead the walk under the default sort, one whose index is a single
         # range in that order (an equality or a flag; not a list of texts): a counted one first
         # (the counters then bound each organisation's walk).
+        counted = {col for cols in self.counted.groups.values() for col in cols} if self.counted else set()
         leads = [(getattr(f.expr, "key", None) not in counted, i) for i, (f, _) in enumerate(rest)
-                 if not tab and key[0] is default and f.kind in EQUALITY_KINDS + ("flag",)]
-        if any(isinstance(c, False_) for c in served):  # nothing can match: the plain query answers at once
-            return served + [clause for _, clause in rest], []
+                 if not tab and key[0] is self.sortable.get(self.default_sort)
+                 and f.kind in EQUALITY_KINDS + ("flag",)]
         if leads:
             served.append(rest.pop(min(leads)[1])[1])
-        if tab:
-            served.append(self.tabs.expr == args.get(self.tabs.key))
-        return served, [clause for _, clause in rest]
+        return served + tab, [c for _, c in rest]
+
+    def _on_the_walk(self, f: Filter, key: tuple) -> bool:
+        """The organisation, or a range or equality on the sort column: part of any walk's range."""
+        return f.expr is self.partition or (f.expr is key[0] and f.kind in RANGE_KINDS + EQUALITY_KINDS)
 
     def filtered(self, stmt: Select, args, with_tab: bool = True) -> Select:
         for f in self.filters:
