@@ -44,11 +44,11 @@ def _walks(session, stmt: Select, partition, limits: dict, shape, order: int = 0
     statement). `partition` None: one walk over `stmt`."""
     def finish(rows, part):
         return post(rows, part) if post else select(*rows.c)
+    if partition is not None and not limits:
+        return []
     if partition is None or session.get_bind().dialect.name != "postgresql":
         if partition is None:
             each = [list(session.execute(finish(shape(stmt, limits.get(None, limit)).subquery(), None)))]
-        elif not limits:
-            return []
         else:
             walk = finish(shape(stmt.where(partition == bindparam("walk_value")), bindparam("walk_n")).subquery(), None)
             each, taken = [], 0
@@ -67,8 +67,6 @@ def _walks(session, stmt: Select, partition, limits: dict, shape, order: int = 0
                 break
             out.append(r)
         return out
-    if not limits:
-        return []
     values, ns = zip(*limits.items())
     p = func.unnest(bindparam("walk_values", list(values), type_=ARRAY(partition.type)),
                     bindparam("walk_limits", list(ns), type_=ARRAY(Integer))
@@ -82,6 +80,12 @@ def _walks(session, stmt: Select, partition, limits: dict, shape, order: int = 0
     return list(session.execute(merged.limit(limit) if limit is not None else merged))
 
 
+def _each(partition, values: list | None, n: int) -> tuple:
+    """(partition, limits) for `_walks`: n rows from each value's walk, or from the one walk
+    over the whole statement when there are no values (None)."""
+    return (partition, {v: n for v in values}) if values is not None else (None, {None: n})
+
+
 def _ordered(key: tuple, descending: bool) -> list:
     return [c.desc() if descending else c.asc() for c in key]
 
@@ -93,8 +97,6 @@ def merged_ids(session, stmt: Select, partition, walks: dict, key: tuple, descen
     def shape(walk, n):
         return (walk.with_only_columns(*(c.label(f"k{i}") for i, c in enumerate(key)), maintain_column_froms=True)
                 .order_by(*_ordered(key, descending)).limit(n))
-    if partition is not None and not walks:
-        return []
     rows = _walks(session, stmt, partition, walks, shape, len(key), descending, limit)
     return [r[len(key) - 1] for r in rows]
 
@@ -102,12 +104,9 @@ def merged_ids(session, stmt: Select, partition, walks: dict, key: tuple, descen
 def bounded_count(session, stmt: Select, id_col, cap: int, partition=None, values: list | None = None) -> int:
     """Rows of `stmt`, counted up to cap + 1 (so "more than cap" is known); with partition
     values, taken from one walk per value until enough."""
-    if values is not None and not values:
-        return 0
     def shape(walk, n):
         return walk.with_only_columns(id_col).order_by(None).limit(n)
-    limits = {v: cap + 1 for v in values} if values is not None else {None: cap + 1}
-    return len(_walks(session, stmt, partition if values is not None else None, limits, shape, limit=cap + 1))
+    return len(_walks(session, stmt, *_each(partition, values, cap + 1), shape, limit=cap + 1))
 
 
 def _budgeted_walk(key: tuple, residual: list, descending: bool, budget: int):
@@ -131,7 +130,7 @@ def _budgeted_walk(key: tuple, residual: list, descending: bool, budget: int):
     return shape, post
 
 
-def budgeted_ids(session, stmt: Select, residual: list, partition, values: list, key: tuple,
+def budgeted_ids(session, stmt: Select, residual: list, partition, values: list | None, key: tuple,
                  descending: bool, limit: int, budget: int) -> tuple[list, tuple | None, int, bool]:
     """Like merged_ids for filters no single index serves together: each walk reads at
     most `budget` rows of the index range that `stmt` selects (in `key` order) and tests
@@ -143,10 +142,8 @@ def budgeted_ids(session, stmt: Select, residual: list, partition, values: list,
     before the first boundary; that boundary's key or None (rows up to it are complete, and
     the next page — a user's 继续查找 — starts after it); the matches found in all; whether
     a walk ran out of budget (then `found` is only a lower bound)."""
-    if not values:
-        return [], None, 0, False
     shape, post = _budgeted_walk(key, residual, descending, budget)
-    rows = _walks(session, stmt, partition, {v: budget for v in values}, shape, len(key), descending, post=post)
+    rows = _walks(session, stmt, *_each(partition, values, budget), shape, len(key), descending, post=post)
     ids, boundary, found, short = [], None, 0, False
     for row in rows:
         hit, edge = row[len(key)], row[len(key) + 1]
@@ -164,8 +161,6 @@ def budgeted_count(session, stmt: Select, residual: list, partition, values: lis
                    budget: int) -> tuple[int, bool]:
     """(rows matching the `residual` clauses among the first `budget` rows of each walk,
     whether a walk ran out of budget — then the figure is only a lower bound)."""
-    if values is not None and not values:
-        return 0, False
     hit = case((and_(*residual), 1), else_=0)
 
     def shape(walk, n):
@@ -175,8 +170,7 @@ def budgeted_count(session, stmt: Select, residual: list, partition, values: lis
     def post(rows, part):
         counts = select(func.count().label("n"), func.coalesce(func.sum(rows.c.hit), 0).label("hits"))
         return counts.group_by(part) if part is not None else counts
-    limits = {v: budget for v in values} if values is not None else {None: budget}
-    rows = _walks(session, stmt, partition if values is not None else None, limits, shape, post=post)
+    rows = _walks(session, stmt, *_each(partition, values, budget), shape, post=post)
     return sum(int(r.hits) for r in rows), any(r.n >= budget for r in rows)
 
 

@@ -498,9 +498,10 @@ class Table:
         in the current tab or None) for the filters in `args`. Exact from the counters when
         they can answer; otherwise bounded by TABLE_COUNT_CAP (and the total exact on
         request, ?count=exact). `parts`: the partition values the page walks. `budgeted`:
-        (served stmt, residual clauses, key, budget per walk) when no index serves the
-        filters together — the count is then what the walks' budget found, and neither
-        capped nor exact when a walk ran out (a lower bound: "已找到 N 条，尚未查完")."""
+        (served stmt, residual clauses, key, budget per walk, first page) when no index
+        serves the filters together — the count is then what the walks' budget found, and
+        neither capped nor exact when a walk ran out (a lower bound: "已找到 N 条，尚未查完");
+        on the first page the total is None: the page's own walks count it."""
         tab = args.get(self.tabs.key, "") if self.tabs else ""
         query = self.counter_query(args, orgs)
         if query is not None:
@@ -529,9 +530,9 @@ class Table:
             return tabs[tab][0] if tab in tabs else 0, False, tabs, True, per_part
         cap = current_app.config["TABLE_COUNT_CAP"]
         if budgeted is not None:
-            served, residual, key, budget = budgeted
-            if served is None:  # the first page: its own walks count (Table._budgeted_rows)
-                return 0, False, {}, False, per_part
+            served, residual, key, budget, first_page = budgeted
+            if first_page:  # the page's own walks count (Table._budgeted_rows)
+                return None, False, {}, False, per_part
             n, short = table_walks.budgeted_count(session, served, residual, self.partition, parts, key, budget)
             return min(n, cap), n > cap, {}, not short and n <= cap, per_part
         n = table_walks.bounded_count(session, self.filtered(base, args), self.id_col, cap, self.partition, parts)
@@ -601,11 +602,10 @@ class Table:
         if counted and residual:
             budget = max(size + 1, current_app.config["TABLE_SCAN_BUDGET"] // max(len(parts or ()), 1))
         served_stmt = base.where(*served)
-        walk_counts = (bool(budget) and not (after or before or last) and self.counter_query(args, orgs) is None
-                       and args.get(EXACT_COUNT[0]) != EXACT_COUNT[1])  # the first page's walks count
+        first_page = not (after or before or last)
         total, capped, tab_counts, exact, per_part = (
             self.counts(session, base, args, orgs, parts,
-                        (None if walk_counts else served_stmt, residual, key, budget) if budget else None)
+                        (served_stmt, residual, key, budget, first_page) if budget else None)
             if counted else (0, False, {}, False, None))
         limit = size
         if last:
@@ -627,7 +627,7 @@ class Table:
         if budget:
             rows, boundary, found, short = self._budgeted_rows(session, served_stmt, residual, key, descending,
                                                                limit + 1, parts, per_part, budget)
-            if walk_counts:
+            if total is None:
                 cap = current_app.config["TABLE_COUNT_CAP"]
                 total, capped, exact = min(found, cap), found > cap, not short and found <= cap
         else:
@@ -672,26 +672,25 @@ class Table:
         walks = {p: limit if per_part is None else min(limit, per_part.get(p, 0)) for p in parts}
         ids = table_walks.merged_ids(session, stmt, self.partition, {p: n for p, n in walks.items() if n},
                                      key, descending, limit)
-        if not ids:
-            return []
-        by_id = {row.id: row for row in session.scalars(stmt.where(self.id_col.in_(ids)))}
-        return [by_id[i] for i in ids if i in by_id]
+        return self._load(session, stmt, ids)
 
     def _budgeted_rows(self, session, served_stmt: Select, residual: list, key: tuple, descending: bool,
                        limit: int, parts: list | None, per_part: dict | None, budget: int) -> tuple:
         """(rows, boundary, found, short) when some filters are residual (Table.split): the
         first `limit` rows, each walk reading at most `budget` rows; where a walk stopped
         short, if one did; the matches the walks found; whether one ran out of budget."""
-        values = parts if parts is not None else [None]
-        if per_part is not None:  # organisations the counted filters rule out are not walked
-            values = [p for p in values if per_part.get(p, 0)]
+        if parts is not None and per_part is not None:  # organisations the counted filters rule out
+            parts = [p for p in parts if per_part.get(p, 0)]
         ids, boundary, found, short = table_walks.budgeted_ids(
-            session, served_stmt, residual, self.partition if parts is not None else None,
-            values, key, descending, limit, budget)
+            session, served_stmt, residual, self.partition, parts, key, descending, limit, budget)
+        return self._load(session, served_stmt, ids), boundary, found, short
+
+    def _load(self, session, stmt: Select, ids: list) -> list:
+        """The rows of `ids`, in that order."""
         if not ids:
-            return [], boundary, found, short
-        by_id = {row.id: row for row in session.scalars(served_stmt.where(self.id_col.in_(ids)))}
-        return [by_id[i] for i in ids if i in by_id], boundary, found, short
+            return []
+        by_id = {row.id: row for row in session.scalars(stmt.where(self.id_col.in_(ids)))}
+        return [by_id[i] for i in ids if i in by_id]
 
     def implied_sort(self, args) -> str:
         """The sort when none is chosen: the column of the first range or prefix filter in
