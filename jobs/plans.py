@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 from flask import current_app
-from flask_babel import lazy_gettext as _l
+from portal.i18n import lazy_gettext as _l
 from sqlalchemy import select, update
 
 from jobs import app_job, enqueue

@@ -1,10 +1,28 @@
 """Display formatting shared by templates and exports."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+
+from portal.i18n import gettext
+
+
+def fmt(value):
+    """Format a cell: local time for datetimes, 2 decimals for money, '' for None."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return local_time(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return f"{value:,.2f}"
+    if isinstance(value, bool):
+        return gettext("是") if value else gettext("否")
+    return value
 
 
 def local_time(value: datetime | None) -> str:

@@ -8,7 +8,7 @@ request (flask_babel keeps it in the request's context too), so the catalogue is
 from __future__ import annotations
 
 from flask import g
-from flask_babel import get_translations
+from flask_babel import LazyString, get_translations
 
 
 def translations():
@@ -25,6 +25,12 @@ def translations():
 def gettext(string: str, **variables) -> str:
     text = translations().ugettext(string)
     return text if not variables else text % variables
+
+
+def lazy_gettext(string: str, **variables) -> LazyString:
+    """A label defined at import time, translated when shown through the request's
+    catalogue (flask_babel's own lazy_gettext looks the catalogue up anew each time)."""
+    return LazyString(gettext, string, **variables)
 
 
 def install(app) -> None:

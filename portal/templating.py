@@ -1,31 +1,13 @@
 """Jinja filters and globals shared by every template."""
 from __future__ import annotations
 
-from datetime import date, datetime
-from decimal import Decimal
 from flask import request, url_for
-from flask_babel import gettext
 from markupsafe import Markup
 from werkzeug.routing import BuildError
 from flask_wtf.csrf import generate_csrf
 
 from portal.auth import permissions
-from portal.fmt import duration, local_time
-
-
-def fmt(value):
-    """Format a cell: local time for datetimes, 2 decimals for money, '' for None."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return local_time(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return f"{value:,.2f}"
-    if isinstance(value, bool):
-        return gettext("是") if value else gettext("否")
-    return value
+from portal.fmt import duration, fmt
 
 
 def nav_url(endpoint: str) -> str | None:

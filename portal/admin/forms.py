@@ -1,4 +1,4 @@
-from flask_babel import lazy_gettext as _l
+from portal.i18n import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import StringField, PasswordField, SelectField, BooleanField, FloatField
 from wtforms.validators import DataRequired, Length, Optional, URL, NumberRange, ValidationError

@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from flask_babel import lazy_gettext as _l
+from portal.i18n import lazy_gettext as _l
 from wtforms import PasswordField, StringField, BooleanField
 from wtforms.validators import DataRequired, Length
 

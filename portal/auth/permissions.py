@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from flask import g
-from flask_babel import gettext, lazy_gettext as _l
+from flask_babel import gettext
+from portal.i18n import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -85,7 +86,9 @@ def button_visible(permission: str) -> bool:
     """Hide only when 隐藏无权按钮 is on and the user holds the permission nowhere."""
     if has_any(permission):
         return True
-    return not SystemParameter.flag("hide_unauthorized_buttons")
+    if "_hide_unauthorized" not in g:  # asked once per request, not once per button
+        g._hide_unauthorized = SystemParameter.flag("hide_unauthorized_buttons")
+    return not g._hide_unauthorized
 
 
 def no_permission_message(permission: str) -> str:

@@ -6,7 +6,7 @@ import secrets
 from datetime import timedelta
 
 from flask import current_app, g, request
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from portal import audit, clock
@@ -31,16 +31,17 @@ def user_for(token: str) -> User | None:
     """The user of a live session (from the session or the remember cookie), or None."""
     if not token or len(token) > 100:
         return None
-    row = db.session.get(UserSession, token_hash(token))
-    if row is None or row.revoked_at is not None:
+    sid = token_hash(token)
+    found = db.session.execute(  # one statement on every request: the session and its user
+        select(User, UserSession.last_seen_at).join(UserSession, UserSession.user_id == User.id)
+        .where(UserSession.id == sid, UserSession.revoked_at.is_(None), User.active.is_(True))).first()
+    if found is None:
         return None
-    user = db.session.get(User, row.user_id)
-    if user is None or not user.active:
-        return None
+    user, last_seen_at = found
     user.session_cookie_token = token
-    g.user_session_id = row.id
-    if row.last_seen_at < clock.now() - timedelta(seconds=current_app.config["SESSION_TOUCH_SECONDS"]):
-        g.touch_user_session = row.id
+    g.user_session_id = sid
+    if last_seen_at < clock.now() - timedelta(seconds=current_app.config["SESSION_TOUCH_SECONDS"]):
+        g.touch_user_session = sid
     return user
 
 

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import date
 
-from flask_babel import lazy_gettext as _l
+from portal.i18n import lazy_gettext as _l
 
 
 def N_(message: str) -> str:

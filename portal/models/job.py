@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask_babel import lazy_gettext as _l
+from portal.i18n import lazy_gettext as _l
 from sqlalchemy import (BigInteger, DateTime, ForeignKey, Index, Integer, JSON, LargeBinary, String, Text,
                         UniqueConstraint, func, select)
 from sqlalchemy.orm import Mapped, mapped_column, relationship

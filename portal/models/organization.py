@@ -4,7 +4,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from flask_babel import lazy_gettext as _l
+from portal.i18n import lazy_gettext as _l
 from sqlalchemy import String, Boolean, Float, DateTime
 from sqlalchemy.orm import Mapped, mapped_column
 

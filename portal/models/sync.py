@@ -5,7 +5,7 @@ import enum
 from datetime import date, datetime
 from decimal import Decimal
 
-from flask_babel import lazy_gettext as _l
+from portal.i18n import lazy_gettext as _l
 from sqlalchemy import (String, Date, DateTime, Integer, Numeric, Boolean, ForeignKey,
                         Index, UniqueConstraint, JSON, text)
 from sqlalchemy.orm import Mapped, mapped_column, relationship

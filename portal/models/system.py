@@ -1,5 +1,5 @@
 """系统参数 — system parameters editable by admins."""
-from flask_babel import lazy_gettext as _l
+from portal.i18n import lazy_gettext as _l
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 

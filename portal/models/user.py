@@ -4,7 +4,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from flask_babel import lazy_gettext as _l
+from portal.i18n import lazy_gettext as _l
 from flask_login import UserMixin
 from sqlalchemy import String, Boolean, DateTime, ForeignKey, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship

@@ -3,7 +3,7 @@ from flask import Blueprint
 
 bp = Blueprint("sync_logs", __name__)
 
-from flask_babel import lazy_gettext as _l  # noqa: E402
+from portal.i18n import lazy_gettext as _l  # noqa: E402
 
 from jobs import tracked  # noqa: E402
 from portal.sync_logs import views  # noqa: E402,F401

@@ -5,6 +5,7 @@ Every caller names its principal (a user today, an API client later); views pass
 """
 from __future__ import annotations
 
+from flask import g
 from sqlalchemy import Select, select
 
 from portal.auth import permissions
@@ -25,12 +26,17 @@ def org_ids(user, permission: str = "F18012.query") -> set[int] | None:
 
 
 def orgs(user, permission: str) -> list[Organization]:
-    """Active organisations where `user` holds `permission`, by code."""
-    ids = permissions.org_ids_with(permission, user)
-    stmt = select(Organization).where(Organization.active.is_(True)).order_by(Organization.code)
-    if ids is not None:
-        stmt = stmt.where(Organization.id.in_(ids or [-1]))
-    return list(db.session.scalars(stmt))
+    """Active organisations where `user` holds `permission`, by code (read once per request:
+    the filter form and the login banner both ask)."""
+    cache = g.setdefault("_scope_orgs", {}) if g else {}
+    key = (user.id, permission)
+    if key not in cache:
+        ids = permissions.org_ids_with(permission, user)
+        stmt = select(Organization).where(Organization.active.is_(True)).order_by(Organization.code)
+        if ids is not None:
+            stmt = stmt.where(Organization.id.in_(ids or [-1]))
+        cache[key] = list(db.session.scalars(stmt))
+    return cache[key]
 
 
 def logged_out_orgs(user) -> list[Organization]:

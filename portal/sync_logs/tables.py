@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from flask import url_for
-from flask_babel import gettext as _, lazy_gettext as _l
+from flask_babel import gettext as _
+from portal.i18n import lazy_gettext as _l
 from flask_login import current_user
 
 from portal.channels.base import DOWNLOAD_TYPE_LABELS, REASON_MESSAGES, ChannelKind, ReasonCode

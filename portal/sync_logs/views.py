@@ -54,7 +54,7 @@ def row(row_id):
                            counted=False)
     if not page.rows:
         abort(404)
-    return render_template("_partials/table_row.html", page=page, row=page.rows[0])
+    return render_template("_partials/table_rows.html", page=page)
 
 
 @bp.route("/<int:task_id>")
