@@ -23,8 +23,9 @@ the same over 10,000 rows as over 10,000,000.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import lru_cache
 
-from sqlalchemy import func, or_, select, text, tuple_
+from sqlalchemy import bindparam, func, or_, select, text, tuple_
 
 from portal.models.counts import ALL_ORGS, DAY, MONTH, Counted, ListCount, registry
 
@@ -157,30 +158,52 @@ def by_status(session, c: Counted, *, orgs: set[int] | None = None, group: str |
     """Rows per status (one '' key for tables without status) of `c` in `orgs` (None: all),
     with group columns equal to `keys`, or created within [first, last] when `dated`.
     `per_org`: keyed by (organisation, status) instead."""
-    lc = ListCount
-    dims = (lc.org_id, lc.status) if per_org else (lc.status,)
-    stmt = select(*dims, func.sum(lc.n)).where(lc.list == c.table).group_by(*dims)
     if orgs is not None and not orgs:
         return {}
+    params = {"list": c.table}
     if dated:
         ranges = day_ranges(first, last)
         if not ranges:
             return {}
-        stmt = stmt.where(or_(*(
-            (lc.cuboid == grain) & lc.bucket.between(low, high) for grain, low, high in ranges)))
-        if orgs is not None:
-            stmt = stmt.where(lc.org_id.in_(sorted(orgs)))
-        else:  # the all-organisations rollup, or every organisation's own cells
-            stmt = stmt.where(lc.org_id != ALL_ORGS if per_org else lc.org_id == ALL_ORGS)
+        for i, (grain, low, high) in enumerate(ranges):
+            params.update({f"g{i}": grain, f"lo{i}": low, f"hi{i}": high})
+        where = "in" if orgs is not None else ("each" if per_org else "rollup")
+        stmt = _status_stmt(per_org, len(ranges), where, ())
     else:
         code = group or next(iter(c.groups))
-        stmt = stmt.where(lc.cuboid == code, lc.bucket == "")
-        if orgs is not None:
-            stmt = stmt.where(lc.org_id.in_(sorted(orgs)))
-        cols = c.groups[code]
-        for i, col in enumerate(cols):
-            if col in (keys or {}):
-                stmt = stmt.where((lc.k1 if i == 0 else lc.k2) == keys[col])
+        params["cuboid"] = code
+        used = tuple(i for i, col in enumerate(c.groups[code]) if col in (keys or {}))
+        for i in used:
+            params[f"k{i}"] = keys[c.groups[code][i]]
+        stmt = _status_stmt(per_org, 0, "in" if orgs is not None else "", used)
+    if orgs is not None:
+        params["orgs"] = sorted(orgs)
     if per_org:
-        return {(org, status): int(n) for org, status, n in session.execute(stmt) if n}
-    return {status: int(n) for status, n in session.execute(stmt) if n}
+        return {(org, status): int(n) for org, status, n in session.execute(stmt, params) if n}
+    return {status: int(n) for status, n in session.execute(stmt, params) if n}
+
+
+@lru_cache(maxsize=256)
+def _status_stmt(per_org: bool, ranges: int, orgs: str, keys: tuple[int, ...]):
+    """The statement of `by_status` for one shape, built once and run with its parameters
+    (building it anew on every page cost more Python than the query): `ranges` date ranges
+    (0: a group cuboid), organisations "in" a list, "each" (every organisation's own cells),
+    "rollup" (the all-organisations cells) or "" (no condition), and the group `keys`
+    (0: k1, 1: k2) that are fixed."""
+    lc = ListCount
+    dims = (lc.org_id, lc.status) if per_org else (lc.status,)
+    stmt = select(*dims, func.sum(lc.n)).where(lc.list == bindparam("list")).group_by(*dims)
+    if ranges:
+        stmt = stmt.where(or_(*((lc.cuboid == bindparam(f"g{i}"))
+                                & lc.bucket.between(bindparam(f"lo{i}"), bindparam(f"hi{i}")) for i in range(ranges))))
+    else:
+        stmt = stmt.where(lc.cuboid == bindparam("cuboid"), lc.bucket == "")
+    if orgs == "in":
+        stmt = stmt.where(lc.org_id.in_(bindparam("orgs", expanding=True)))
+    elif orgs == "each":
+        stmt = stmt.where(lc.org_id != ALL_ORGS)
+    elif orgs == "rollup":
+        stmt = stmt.where(lc.org_id == ALL_ORGS)
+    for i in keys:
+        stmt = stmt.where((lc.k1 if i == 0 else lc.k2) == bindparam(f"k{i}"))
+    return stmt

@@ -257,17 +257,23 @@ def test_maintenance_analyses_a_table_when_a_migration_adds_an_index(many):
     if db.engine.dialect.name == "postgresql":
         pytest.skip("PostgreSQL keeps statistics per column; a plain index needs none of its own")
     maintenance.run()
-    db.session.execute(text("CREATE INDEX ix_test_new ON sync_tasks (checks)"))
-    db.session.commit()
-    assert maintenance.refresh_statistics() == ["sync_tasks"]
-    assert maintenance.refresh_statistics() == []
-    db.session.execute(text("CREATE INDEX ix_test_none ON sync_tasks (checks) WHERE checks < 0"))  # empty
-    db.session.commit()
-    assert maintenance.refresh_statistics() == []  # an empty partial index has no statistics row
-    db.session.execute(text("CREATE INDEX ix_test_some ON sync_tasks (checks) WHERE id > 0"))
-    db.session.commit()
-    assert maintenance.refresh_statistics() == ["sync_tasks"]
-    assert maintenance.refresh_statistics() == []
+    try:
+        db.session.execute(text("CREATE INDEX ix_test_new ON sync_tasks (checks)"))
+        db.session.commit()
+        assert maintenance.refresh_statistics() == ["sync_tasks"]
+        assert maintenance.refresh_statistics() == []
+        db.session.execute(text("CREATE INDEX ix_test_none ON sync_tasks (checks) WHERE checks < 0"))  # empty
+        db.session.commit()
+        assert maintenance.refresh_statistics() == []  # an empty partial index has no statistics row
+        db.session.execute(text("CREATE INDEX ix_test_some ON sync_tasks (checks) WHERE id > 0"))
+        db.session.commit()
+        assert maintenance.refresh_statistics() == ["sync_tasks"]
+        assert maintenance.refresh_statistics() == []
+    finally:  # the schema is shared by the whole session (tests/test_foundation compares it)
+        db.session.rollback()
+        for name in ("ix_test_new", "ix_test_none", "ix_test_some"):
+            db.session.execute(text(f"DROP INDEX IF EXISTS {name}"))
+        db.session.commit()
 
 
 # --- a page is one walk per organisation, merged ------------------------------------------------------

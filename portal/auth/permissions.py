@@ -12,7 +12,7 @@ from flask import g
 from flask_babel import gettext
 from portal.i18n import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from portal.extensions import db
 from portal.models import Grant, Organization, SystemParameter
@@ -47,12 +47,13 @@ def label(permission: str) -> str:
     return dict(MODULES[module][1])[code]
 
 
+_USER_GRANTS = select(Grant.permission, Grant.org_id).where(Grant.user_id == bindparam("uid"))
+
+
 def _grants() -> dict[str, set[int]]:
     """permission → org ids for the current user, loaded once per request."""
     if "_grants" not in g:
-        rows = db.session.execute(
-            select(Grant.permission, Grant.org_id).where(Grant.user_id == current_user.id)
-        ).all()
+        rows = db.session.execute(_USER_GRANTS, {"uid": current_user.id}).all()
         grants: dict[str, set[int]] = {}
         for perm, org_id in rows:
             grants.setdefault(perm, set()).add(org_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, String, UniqueConstraint, select
+from sqlalchemy import JSON, DateTime, ForeignKey, String, UniqueConstraint, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -30,9 +30,8 @@ class TablePreference(db.Model):
 
     @staticmethod
     def choices_for(session, user_id: int, table_id: str) -> dict[str, bool]:
-        pref = session.scalar(select(TablePreference).where(
-            TablePreference.user_id == user_id, TablePreference.table_id == table_id))
-        return dict(pref.choices or {}) if pref else {}
+        choices = session.scalar(_CHOICES, {"uid": user_id, "tid": table_id})
+        return dict(choices or {})
 
     @staticmethod
     def save(session, user_id: int, table_id: str, choices: dict[str, bool] | None) -> None:
@@ -59,3 +58,7 @@ class TablePreference(db.Model):
                 session.rollback()
                 if attempt:
                     raise
+
+
+_CHOICES = select(TablePreference.choices).where(TablePreference.user_id == bindparam("uid"),
+                                                 TablePreference.table_id == bindparam("tid"))

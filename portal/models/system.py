@@ -1,6 +1,6 @@
 """系统参数 — system parameters editable by admins."""
 from portal.i18n import lazy_gettext as _l
-from sqlalchemy import String
+from sqlalchemy import String, bindparam, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.extensions import db
@@ -22,9 +22,12 @@ class SystemParameter(db.Model):
 
     @staticmethod
     def get(key: str) -> str:
-        row = db.session.get(SystemParameter, key)
-        return row.value if row else PARAMETERS[key][1]
+        value = db.session.scalar(_VALUE, {"key": key})
+        return value if value is not None else PARAMETERS[key][1]
 
     @staticmethod
     def flag(key: str) -> bool:
         return SystemParameter.get(key) == "1"
+
+
+_VALUE = select(SystemParameter.value).where(SystemParameter.key == bindparam("key"))

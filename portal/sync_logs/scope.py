@@ -6,7 +6,7 @@ Every caller names its principal (a user today, an API client later); views pass
 from __future__ import annotations
 
 from flask import g
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 
 from portal.auth import permissions
 from portal.extensions import db
@@ -25,6 +25,10 @@ def org_ids(user, permission: str = "F18012.query") -> set[int] | None:
     return permissions.org_ids_with(permission, user)
 
 
+_ACTIVE_ORGS = select(Organization).where(Organization.active.is_(True)).order_by(Organization.code)
+_ACTIVE_ORGS_IN = _ACTIVE_ORGS.where(Organization.id.in_(bindparam("ids", expanding=True)))
+
+
 def orgs(user, permission: str) -> list[Organization]:
     """Active organisations where `user` holds `permission`, by code (read once per request:
     the filter form and the login banner both ask)."""
@@ -32,10 +36,8 @@ def orgs(user, permission: str) -> list[Organization]:
     key = (user.id, permission)
     if key not in cache:
         ids = permissions.org_ids_with(permission, user)
-        stmt = select(Organization).where(Organization.active.is_(True)).order_by(Organization.code)
-        if ids is not None:
-            stmt = stmt.where(Organization.id.in_(ids or [-1]))
-        cache[key] = list(db.session.scalars(stmt))
+        cache[key] = list(db.session.scalars(_ACTIVE_ORGS) if ids is None else
+                          db.session.scalars(_ACTIVE_ORGS_IN, {"ids": sorted(ids) or [-1]}))
     return cache[key]
 
 
