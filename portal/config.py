@@ -70,8 +70,10 @@ def default_config() -> dict:
         TABLE_PAGE_SIZES=(20, 50, 100, 200),
         TABLE_DEFAULT_PAGE_SIZE=20,
         TABLE_COUNT_CAP=1000,              # uncounted filters show "1,000+" beyond this: no unbounded COUNT(*)
-        # rows a page reads for filters no one index serves together (beyond: 继续查找)
+        # rows a page reads for filters no one index serves together (beyond: 继续查找): at most
+        # TABLE_SCAN_BUDGET in all, shared by the walks, and at most TABLE_SCAN_PAGES pages' worth each
         TABLE_SCAN_BUDGET=int(os.environ.get("TABLE_SCAN_BUDGET", "1000")),
+        TABLE_SCAN_PAGES=int(os.environ.get("TABLE_SCAN_PAGES", "10")),
         TABLE_ROW_REFRESH_SECONDS=int(os.environ.get("TABLE_ROW_REFRESH_SECONDS", "10")),  # rows in flight
         DISPLAY_TZ="Asia/Shanghai",
         # F18012 download tasks

@@ -709,8 +709,10 @@ class Table:
         parts = self.partitions(session, args, orgs) if counted else None  # (a row refresh: one plain query)
         served, residual = self.split(args, key)
         budget = None
-        if counted and residual:
-            budget = max(size + 1, current_app.config["TABLE_SCAN_BUDGET"] // max(len(parts or ()), 1))
+        if counted and residual:  # rows each walk may read: its share of the budget, at most a few pages
+            cfg = current_app.config
+            budget = max(size + 1, min(cfg["TABLE_SCAN_BUDGET"] // max(len(parts or ()), 1),
+                                       cfg["TABLE_SCAN_PAGES"] * (size + 1)))
         served_stmt = base.where(*served)
         first_page = not (after or before or last)
         total, capped, tab_counts, exact, per_part = (
@@ -775,11 +777,16 @@ class Table:
         """The first `limit` rows of `stmt` in `key` order. Partitioned: one walk per
         organisation, each asking for no more rows than the counters say it holds in all
         (so an organisation without matches is not walked at all, and a walk stops at its
-        last match instead of searching on), merged by id."""
-        if parts is None:
+        last match instead of searching on), merged by id. One organisation (a clerk's, or
+        the organisation filter) is one walk: the rows themselves, in one statement."""
+        walks = {p: limit if per_part is None else min(limit, per_part.get(p, 0)) for p in parts or ()}
+        if parts is None or len(parts) == 1:
+            if parts:
+                stmt, limit = stmt.where(self.partition == parts[0]), walks[parts[0]]
+                if not limit:
+                    return []
             order = [c.desc() if descending else c.asc() for c in key]
             return list(session.scalars(stmt.order_by(*order).limit(limit)))
-        walks = {p: limit if per_part is None else min(limit, per_part.get(p, 0)) for p in parts}
         ids = table_walks.merged_ids(session, stmt, self.partition, {p: n for p, n in walks.items() if n},
                                      key, descending, limit)
         return self._load(session, stmt, ids)

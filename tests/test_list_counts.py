@@ -305,12 +305,14 @@ def test_pages_merged_from_each_organisations_walk_are_the_plain_order(many, aut
 
 def _walks(auth, url: str) -> int:
     """How many organisations the page's walks visit: one execution each of the walk (SQLite),
-    or the organisations of its one LATERAL statement (PostgreSQL)."""
+    or the organisations of its one LATERAL statement (PostgreSQL); one organisation's walk
+    is the page's rows in one statement."""
     from sqlalchemy import event
     seen = []
 
     def record(conn, cursor, statement, params, context, executemany):
-        if " AS k0" in statement:
+        one_walk = statement.startswith("SELECT sync_tasks.id, ") and "sync_tasks.org_id = " in statement
+        if " AS k0" in statement or one_walk:
             seen.append(params)
     event.listen(db.engine, "before_cursor_execute", record)
     try:
@@ -408,7 +410,7 @@ def test_a_rare_combination_from_the_last_page_back_finds_every_row(many, auth):
 
 
 def test_within_the_budget_the_combination_is_counted_exactly(many, auth):
-    many.config["TABLE_SCAN_BUDGET"] = 100_000
+    many.config.update(TABLE_SCAN_BUDGET=100_000, TABLE_SCAN_PAGES=1_000)
     auth.login("admin")
     ids, pages = _follow(auth, f"/sync-logs/?{RARE_PAIR}&size=20", "下一页")
     truth = _rare_pair_truth()
@@ -441,3 +443,20 @@ def test_a_bounded_count_stops_reading_once_it_has_enough(many):
     finally:
         event.remove(db.engine, "before_cursor_execute", listener)
     assert n == 11 and len(statements) == 1
+
+
+def test_one_walk_reads_at_most_a_few_pages_worth_of_rows(many):
+    """The budget is shared by the walks but each reads at most TABLE_SCAN_PAGES pages' worth:
+    a clerk's one organisation (or an organisation filter) does not read the whole budget
+    for the first page of a rare combination; twenty organisations share it."""
+    from urllib.parse import parse_qsl
+    from werkzeug.datastructures import MultiDict
+    many.config.update(TABLE_SCAN_BUDGET=1000, TABLE_SCAN_PAGES=2)
+    o = org("ORG01")
+    with many.test_request_context("/"):
+        one = SYNC_TABLE.page(db.session, select(SyncTask), MultiDict([("org", str(o.id)), *parse_qsl(RARE_PAIR)]),
+                              orgs=None)
+        many.config["TABLE_SCAN_BUDGET"] = 60
+        shared = SYNC_TABLE.page(db.session, select(SyncTask), MultiDict(parse_qsl(RARE_PAIR)), orgs=None)
+    assert one.scan_budget == 2 * 21  # two pages of 20 (+1), not the whole budget
+    assert shared.scan_budget == 21   # 60 shared by the organisations, at least a page each

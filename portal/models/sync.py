@@ -180,7 +180,9 @@ class SyncTask(db.Model):
     next_check_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     checks: Mapped[int] = mapped_column(Integer, default=0)  # queries since the last apply
 
-    org = relationship("Organization", lazy="joined")
+    # many-to-one: found in the session (a list has loaded the organisations it may show) or
+    # read once per organisation, rather than joined into every row of every query
+    org = relationship("Organization", lazy="select")
     attempts = relationship("SyncTaskAttempt", order_by="SyncTaskAttempt.seq", lazy="select",
                             back_populates="task")
 
