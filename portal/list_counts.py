@@ -11,6 +11,8 @@ The journal is insert-only, so concurrent writers never wait on one another's co
 back into one row; a read sums whatever is there, folded or not, so it is exact either way.
 
 Cells written per row change:
+- one total (``t``): (organisation, status), what a page without a counted filter reads
+  (organisations × statuses cells, the same at any size);
 - one per group: (group code, organisation, status, k1, k2), e.g. ``a`` = (download_type,
   channel): tab counts under organisation / type / channel filters;
 - day and month cells (``d``, ``m``): (organisation, status, bucket), and the same for all
@@ -27,7 +29,7 @@ from functools import lru_cache
 
 from sqlalchemy import bindparam, func, or_, select, text, tuple_
 
-from portal.models.counts import ALL_ORGS, DAY, MONTH, Counted, ListCount, registry
+from portal.models.counts import ALL_ORGS, DAY, MONTH, TOTAL, Counted, ListCount, registry
 
 
 
@@ -169,10 +171,10 @@ def by_status(session, c: Counted, *, orgs: set[int] | None = None, group: str |
             params.update({f"g{i}": grain, f"lo{i}": low, f"hi{i}": high})
         where = "in" if orgs is not None else ("each" if per_org else "rollup")
         stmt = _status_stmt(per_org, len(ranges), where, ())
-    else:
-        code = group or next(iter(c.groups))
+    else:  # a group's cells when one of its columns is fixed; else one cell per organisation and status
+        code = group if group and keys else TOTAL
         params["cuboid"] = code
-        used = tuple(i for i, col in enumerate(c.groups[code]) if col in (keys or {}))
+        used = tuple(i for i, col in enumerate(c.groups.get(code, ())) if col in keys)
         for i in used:
             params[f"k{i}"] = keys[c.groups[code][i]]
         stmt = _status_stmt(per_org, 0, "in" if orgs is not None else "", used)

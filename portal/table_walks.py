@@ -15,6 +15,8 @@ Building a UNION of twenty subqueries cost more Python and planning than the wal
 from __future__ import annotations
 
 import heapq
+import itertools
+import json
 
 from sqlalchemy import ARRAY, Integer, Select, and_, bindparam, case, func, or_, select, text, true
 
@@ -46,7 +48,10 @@ def _walks(session, stmt: Select, partition, limits: dict, shape, order: int = 0
         return post(rows, part) if post else select(*rows.c)
     if partition is not None and not limits:
         return []
-    if partition is None or session.get_bind().dialect.name != "postgresql":
+    dialect = session.get_bind().dialect
+    if partition is not None and order and dialect.name == "sqlite":
+        return _sqlite_walks(session, stmt, partition, limits, shape, order, descending, limit, finish)
+    if partition is None or dialect.name != "postgresql":
         if partition is None:
             each = [list(session.execute(finish(shape(stmt, limits.get(None, limit)).subquery(), None)))]
         else:
@@ -78,6 +83,27 @@ def _walks(session, stmt: Select, partition, limits: dict, shape, order: int = 0
         cols = list(merged.selected_columns)[:order]
         merged = merged.order_by(*(c.desc() if descending else c.asc() for c in cols))
     return list(session.execute(merged.limit(limit) if limit is not None else merged))
+
+
+def _sqlite_walks(session, stmt: Select, partition, limits: dict, shape, order: int, descending: bool,
+                  limit: int | None, finish) -> list:
+    """`_walks` on SQLite in one statement: each organisation's walk is a correlated
+    subquery over json_each(the organisations) whose rows come back as one JSON array (SQLite
+    has no LATERAL). Twenty walks cost one statement's overhead instead of twenty. The walks
+    read at most the largest of `limits` rows each (a walk's range ends at its last match, so
+    a smaller limit would not stop it sooner); each is cut to its own limit here, and the
+    rows kept are converted back to their columns' types (SQLite stores dates and times as
+    ISO text, which sorts as the values do)."""
+    p = func.json_each(bindparam("walk_values", json.dumps(list(limits)))).table_valued("value").alias("p")
+    walk = finish(shape(stmt.where(partition == p.c.value), max(limits.values())).correlate(p).subquery(), None)
+    dialect = session.get_bind().dialect
+    convert = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in walk.selected_columns]
+    rows = select(p.c.value, select(func.json_group_array(func.json_array(*walk.subquery().c)))
+                  .scalar_subquery())
+    each = [json.loads(found)[:limits[value]] for value, found in session.execute(rows)]
+    merged = heapq.merge(*each, key=lambda r: r[:order], reverse=descending)  # stored text sorts as its values
+    kept = itertools.islice(merged, limit) if limit is not None else merged
+    return [tuple(f(v) if f else v for f, v in zip(convert, r)) for r in kept]
 
 
 def _each(partition, values: list | None, n: int) -> tuple:

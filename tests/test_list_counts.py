@@ -141,6 +141,29 @@ def test_counters_follow_raw_inserts_updates_and_deletes(env):
     assert list_counts.by_status(db.session, SYNC_COUNTS, orgs={org("ORG02").id}) == {}
 
 
+def test_a_count_without_a_counted_filter_reads_one_cell_per_organisation_and_status(env):
+    """The total cells (organisation, status) answer the unfiltered page, so its count reads
+    organisations × statuses cells at any size, not every combination of a group's values."""
+    from sqlalchemy import event
+    for i, (o, status, kind) in enumerate([("ORG01", "success", "in_full"), ("ORG01", "success", "out_full"),
+                                           ("ORG01", "failed", "in_full"), ("ORG02", "success", "in_full")]):
+        make_task(o, status, download_type=kind)
+    db.session.commit()
+    list_counts.compact(db.session)
+    cells = db.session.execute(select(ListCount.org_id, ListCount.status, ListCount.n)
+                               .where(ListCount.cuboid == "t")).all()
+    assert sorted(cells) == sorted([(org("ORG01").id, "success", 2), (org("ORG01").id, "failed", 1),
+                                    (org("ORG02").id, "success", 1)])
+    cuboids = []
+    listener = lambda conn, cur, statement, params, *a: cuboids.append(params)  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        assert list_counts.by_status(db.session, SYNC_COUNTS) == {"success": 3, "failed": 1}
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert any("t" in (p.values() if isinstance(p, dict) else p) for p in cuboids)
+
+
 def test_compaction_and_rebuild_keep_every_count(env):
     for i in range(30):
         make_task(["ORG01", "ORG02", "ORG03"][i % 3], ["processing", "success", "failed"][i % 3])
@@ -304,23 +327,27 @@ def test_pages_merged_from_each_organisations_walk_are_the_plain_order(many, aut
 
 
 def _walks(auth, url: str) -> int:
-    """How many organisations the page's walks visit: one execution each of the walk (SQLite),
-    or the organisations of its one LATERAL statement (PostgreSQL); one organisation's walk
-    is the page's rows in one statement."""
+    """How many organisations the page's walks visit: the organisations of its one statement
+    (a LATERAL join on PostgreSQL, json_each on SQLite); one organisation's walk is the
+    page's rows in one statement."""
+    import json
     from sqlalchemy import event
     seen = []
 
     def record(conn, cursor, statement, params, context, executemany):
-        one_walk = statement.startswith("SELECT sync_tasks.id, ") and "sync_tasks.org_id = " in statement
-        if " AS k0" in statement or one_walk:
-            seen.append(params)
+        if " AS k0" in statement:
+            values = params["walk_values"] if isinstance(params, dict) else next(
+                json.loads(p) for p in params if isinstance(p, str) and p.startswith("["))
+            seen.append(len(values))
+        elif statement.startswith("SELECT sync_tasks.id, ") and "sync_tasks.org_id = " in statement:
+            seen.append(1)
     event.listen(db.engine, "before_cursor_execute", record)
     try:
         assert auth.client.get(url).status_code == 200
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
-    lateral = [p for p in seen if isinstance(p, dict) and "walk_values" in p]
-    return len(lateral[0]["walk_values"]) if lateral else len(seen)
+    assert len(seen) <= 1, "a page walks every organisation in one statement"
+    return sum(seen)
 
 
 def test_a_page_walks_only_the_organisations_that_can_match(many, auth):

@@ -11,6 +11,7 @@ from portal.extensions import db
 ALL_ORGS = 0  # the all-organisations rollup of day and month cells
 NO_ORG = -1   # rows without an organisation
 DAY, MONTH = "d", "m"  # the date cuboids
+TOTAL = "t"   # (organisation, status) alone: what a list without a counted filter reads
 
 
 @dataclass
@@ -24,8 +25,8 @@ class Counted:
 
     def __post_init__(self):
         for code, cols in self.groups.items():
-            if code in (DAY, MONTH) or len(code) != 1 or not 1 <= len(cols) <= 2:
-                raise ValueError(f"{self.table}: group {code!r} must be one letter (not d/m), 1–2 columns")
+            if code in (DAY, MONTH, TOTAL) or len(code) != 1 or not 1 <= len(cols) <= 2:
+                raise ValueError(f"{self.table}: group {code!r} must be one letter (not d/m/t), 1–2 columns")
         registry[self.table] = self
 
     @property
@@ -37,7 +38,7 @@ class Counted:
     def cells(self, ref: str, dialect: str) -> list[tuple[str, ...]]:
         org = f"COALESCE({ref}.{self.org}, {NO_ORG})" if self.org else str(NO_ORG)
         status = f"COALESCE({ref}.{self.status}, '')" if self.status else "''"
-        out = []
+        out = [(f"'{TOTAL}'", org, "''", status, "''", "''")]
         for code, cols in self.groups.items():
             keys = [f"COALESCE({ref}.{c}, '')" for c in cols] + ["''"] * (2 - len(cols))
             out.append((f"'{code}'", org, "''", status, *keys))
