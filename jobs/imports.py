@@ -1,7 +1,7 @@
 """Import jobs: an uploaded workbook, checked whole, then written in short transactions."""
 from __future__ import annotations
 
-from flask_babel import gettext as _
+from portal.i18n import gettext as _
 
 from jobs.tracked import tracked
 from portal import maintenance

@@ -26,7 +26,7 @@ from typing import Iterator
 
 import redis
 from flask import current_app, has_app_context
-from flask_babel import gettext
+from portal.i18n import gettext
 from portal.i18n import lazy_gettext as _l
 from rq.job import JobStatus
 from rq.timeouts import JobTimeoutException

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import Flask, has_request_context, request, session, render_template
-from flask_babel import gettext
+from portal.i18n import gettext
 from portal.i18n import lazy_gettext
 from flask_wtf.csrf import CSRFError
 

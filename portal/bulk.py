@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from flask import request
-from flask_babel import gettext as _
+from portal.i18n import gettext as _
 
 from portal.auth import permissions
 from portal.extensions import db

@@ -35,7 +35,7 @@ def local_time(value: datetime | None) -> str:
 
 def duration(seconds: int | float | None) -> str:
     """A humane duration: 2天3小时, 3小时5分钟, 5分钟, 不到1分钟."""
-    from flask_babel import gettext as _
+    from portal.i18n import gettext as _
 
     if seconds is None:
         return ""

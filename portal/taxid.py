@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from flask_babel import gettext
+from portal.i18n import gettext
 
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 WEIGHTS = [pow(3, i, 31) for i in range(17)]  # 1,3,9,27,19,26,16,17,20,29,25,13,8,24,10,30,28

@@ -1,6 +1,6 @@
 """Admin pages: organisations, users and grants, system parameters, audit trail."""
 from flask import abort, g, redirect, render_template, request, url_for
-from flask_babel import gettext as _
+from portal.i18n import gettext as _
 from sqlalchemy import select
 
 from portal.admin import bp, service

@@ -1,7 +1,7 @@
 """Admin changes to users, organisations, grants and parameters — each audited."""
 from __future__ import annotations
 
-from flask_babel import gettext as _
+from portal.i18n import gettext as _
 from sqlalchemy import select, delete
 
 from portal import audit

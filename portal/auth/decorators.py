@@ -1,7 +1,7 @@
 from functools import wraps
 
 from flask import abort, redirect, url_for
-from flask_babel import gettext
+from portal.i18n import gettext
 from flask_login import current_user, login_required
 
 from portal.auth import permissions

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from flask import g
-from flask_babel import gettext
+from portal.i18n import gettext
 from portal.i18n import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import bindparam, select

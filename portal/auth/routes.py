@@ -1,6 +1,6 @@
 """Login and logout."""
 from flask import g, redirect, render_template, request, url_for, session
-from flask_babel import gettext
+from portal.i18n import gettext
 from flask_login import login_user, logout_user, login_required
 from sqlalchemy import select
 

@@ -94,7 +94,7 @@ def succeeded(username: str, ip: str) -> None:
 
 def wait_text(seconds: int) -> str:
     """'45 秒' or '2 分钟' (rounded up): how long a paused login waits."""
-    from flask_babel import gettext as _
+    from portal.i18n import gettext as _
     if seconds < 60:
         return _("%(n)s 秒", n=seconds)
     return _("%(n)s 分钟", n=math.ceil(seconds / 60))

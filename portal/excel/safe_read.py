@@ -31,7 +31,7 @@ from pathlib import Path
 
 from defusedxml import ElementTree
 from flask import current_app
-from flask_babel import gettext as _
+from portal.i18n import gettext as _
 
 CHILD_SCRIPT = Path(__file__).with_name("_parse_child.py")
 READ_CHUNK = 1024 * 1024

@@ -7,7 +7,7 @@ import os
 from urllib.parse import quote
 
 from flask import Response, abort, current_app, redirect, render_template, request, url_for
-from flask_babel import gettext as _
+from portal.i18n import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 

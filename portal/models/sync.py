@@ -216,7 +216,7 @@ class SyncTask(db.Model):
     @property
     def waiting_for(self) -> str:
         """What a task in 下载处理中 waits for, in the user's words ('' otherwise)."""
-        from flask_babel import gettext as _
+        from portal.i18n import gettext as _
 
         if not self.in_flight:
             return ""

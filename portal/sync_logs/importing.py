@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Callable
 
 from flask import current_app
-from flask_babel import gettext as _
+from portal.i18n import gettext as _
 from openpyxl import Workbook
 from openpyxl.utils import get_column_letter
 from sqlalchemy import String, and_, column, insert, select, values

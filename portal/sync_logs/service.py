@@ -13,7 +13,7 @@ from datetime import date, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from flask_babel import gettext as _
+from portal.i18n import gettext as _
 from sqlalchemy import select
 
 from portal import audit, clock, outbox

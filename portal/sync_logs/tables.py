@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import url_for
-from flask_babel import gettext as _
+from portal.i18n import gettext as _
 from portal.i18n import lazy_gettext as _l
 from flask_login import current_user
 

@@ -9,7 +9,7 @@ from flask import abort, current_app, redirect, render_template, request, send_f
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from flask_babel import gettext as _
+from portal.i18n import gettext as _
 
 from portal import clock
 from portal.auth import permissions
